@@ -1,0 +1,128 @@
+"""gRPC server plumbing: request-id and error-mapping interceptor, health, reflection, graceful stop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import orjson
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from yummi_common.context import REQUEST_ID_METADATA_KEY, request_id, sanitize_request_id
+from yummi_common.errors import YummiError
+from yummi_common.logging import get_logger
+
+log = get_logger(__name__)
+
+PROBLEM_ERRORS_KEY = "x-problem-errors"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.so_reuseport", 0),
+]
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: YummiError) -> None:
+    if exc.errors:
+        context.set_trailing_metadata(((PROBLEM_ERRORS_KEY, orjson.dumps(exc.errors).decode()),))
+    await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+
+
+class ServerContextInterceptor(grpc.aio.ServerInterceptor):
+    """Restores the caller's request id and turns domain errors into status codes (unknown ones into INTERNAL)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        rid = sanitize_request_id(metadata.get(REQUEST_ID_METADATA_KEY))
+        method = handler_call_details.method
+
+        if handler.unary_unary or handler.stream_unary:
+            inner = handler.unary_unary or handler.stream_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                token = request_id.set(rid)
+                started = time.perf_counter()
+                try:
+                    return await inner(request, context)
+                except YummiError as exc:
+                    await _abort(context, exc)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception:
+                    log.exception("unhandled error in rpc", method=method)
+                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                finally:
+                    log.debug("rpc", method=method, ms=round((time.perf_counter() - started) * 1000, 2))
+                    request_id.reset(token)
+
+            factory = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
+            return factory(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        inner_stream = handler.unary_stream or handler.stream_stream
+
+        async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            token = request_id.set(rid)
+            try:
+                async for item in inner_stream(request, context):
+                    yield item
+            except YummiError as exc:
+                await _abort(context, exc)
+            except grpc.aio.AbortError:
+                raise
+            except Exception:
+                log.exception("unhandled error in streaming rpc", method=method)
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            finally:
+                request_id.reset(token)
+
+        factory = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
+        return factory(
+            streaming,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def listen_address(addr: str) -> str:
+    """Listen on every interface at the port of the service's own address setting."""
+    port = addr.rsplit(":", 1)[-1]
+    return f"[::]:{port}"
+
+
+async def start_grpc_server(
+    *, addr: str, register: Callable[[grpc.aio.Server], list[str]]
+) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
+    """Build and start a server with the interceptor, health and reflection; `register` adds the servicers."""
+    server = grpc.aio.server(interceptors=[ServerContextInterceptor()], options=SERVER_OPTIONS)
+    service_names = register(server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for name in ["", *service_names]:
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        [*service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    bound = server.add_insecure_port(listen_address(addr))
+    if bound == 0:
+        raise RuntimeError(f"could not bind gRPC port for {addr}")
+    await server.start()
+    log.info("grpc server started", addr=listen_address(addr), services=service_names)
+    return server, health

@@ -1,0 +1,198 @@
+"""The consumer runtime: durable JetStream pull consumers whose handlers run exactly once per event (inbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from yummi_common.context import request_id
+from yummi_common.db import UnitOfWork, UnitOfWorkFactory
+from yummi_common.logging import get_logger
+from yummi_common.messaging.events import EVENT_TYPES, Event, decode_body, subject_for
+from yummi_common.messaging.tables import MessagingTables
+from yummi_common.settings import Settings
+
+log = get_logger(__name__)
+
+Handler = Callable[[UnitOfWork, Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One handler for one event type; `name` makes the durable consumer `{service}-{name}`."""
+
+    event_type: str
+    handler: Handler
+    name: str
+
+
+class PermanentEventError(Exception):
+    """The event can never be handled (bad body): dead-letter it at once instead of redelivering."""
+
+
+class ConsumerRuntime:
+    """Runs every subscription of a service; each event is applied in one transaction with its inbox row."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        engine: AsyncEngine,
+        uow_factory: UnitOfWorkFactory,
+        tables: MessagingTables,
+        js: JetStreamContext,
+        settings: Settings,
+        subscriptions: list[Subscription],
+        max_deliver: int = 8,
+        ack_wait: float = 30.0,
+        batch: int = 64,
+    ) -> None:
+        for sub in subscriptions:
+            if sub.event_type not in EVENT_TYPES:
+                raise ValueError(f"unknown event type {sub.event_type!r}")
+        self._service = service
+        self._engine = engine
+        self._uow_factory = uow_factory
+        self._tables = tables
+        self._js = js
+        self._settings = settings
+        self._subscriptions = subscriptions
+        self._max_deliver = max_deliver
+        self._ack_wait = ack_wait
+        self._batch = batch
+
+    def durable_name(self, sub: Subscription) -> str:
+        return f"{self._service}-{sub.name}".replace(".", "_")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fetch and handle messages for every subscription until `stop` is set."""
+        await asyncio.gather(*(self._run_one(sub, stop) for sub in self._subscriptions))
+
+    async def _run_one(self, sub: Subscription, stop: asyncio.Event) -> None:
+        subject = subject_for(self._settings.nats_subject_prefix, sub.event_type)
+        durable = self.durable_name(sub)
+        psub = None
+        while not stop.is_set():
+            try:
+                if psub is None:
+                    psub = await self._js.pull_subscribe(
+                        subject,
+                        durable=durable,
+                        stream=self._settings.nats_stream,
+                        config=ConsumerConfig(
+                            durable_name=durable,
+                            ack_policy=AckPolicy.EXPLICIT,
+                            deliver_policy=DeliverPolicy.ALL,
+                            ack_wait=self._ack_wait,
+                            max_deliver=self._max_deliver + 1,
+                            filter_subject=subject,
+                            max_ack_pending=1000,
+                        ),
+                    )
+                try:
+                    msgs = await psub.fetch(self._batch, timeout=1.0)
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                for msg in msgs:
+                    await self.handle_message(sub, msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - NATS or Postgres away: wait and go on
+                log.warning("consumer loop error; retrying", consumer=durable, error=str(exc))
+                psub = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+    async def handle_message(self, sub: Subscription, msg: Msg) -> None:
+        """Apply one message exactly once: inbox insert + handler in one transaction, then ack."""
+        durable = self.durable_name(sub)
+        headers = dict(msg.headers or {})
+        deliveries = msg.metadata.num_delivered if msg.metadata else 1
+        try:
+            event = self._decode(sub, msg, headers, deliveries)
+        except PermanentEventError as exc:
+            await self._dead_letter(durable, msg, headers, deliveries, str(exc))
+            await msg.term()
+            return
+        token = request_id.set(event.request_id)
+        try:
+            async with self._uow_factory() as uow:
+                inserted = await uow.session.execute(
+                    pg_insert(self._tables.inbox)
+                    .values(event_id=event.id, consumer=durable, event_type=event.type)
+                    .on_conflict_do_nothing()
+                    .returning(self._tables.inbox.c.event_id)
+                )
+                if inserted.first() is not None:
+                    await sub.handler(uow, event)
+                    await uow.commit()
+                else:
+                    log.info("duplicate event ignored", consumer=durable, event_id=str(event.id))
+            await msg.ack()
+        except Exception as exc:  # noqa: BLE001 - redeliver with backoff, dead-letter after max_deliver
+            log.warning(
+                "event handler failed", consumer=durable, event_id=str(event.id), deliveries=deliveries, error=str(exc)
+            )
+            if deliveries >= self._max_deliver:
+                await self._dead_letter(durable, msg, headers, deliveries, f"{type(exc).__name__}: {exc}")
+                await msg.term()
+            else:
+                await msg.nak(delay=min(0.2 * 2**deliveries, 30.0))
+        finally:
+            request_id.reset(token)
+
+    def _decode(self, sub: Subscription, msg: Msg, headers: dict[str, str], deliveries: int) -> Event:
+        event_type = headers.get("ce-type", sub.event_type)
+        if event_type != sub.event_type:
+            raise PermanentEventError(f"unexpected ce-type {event_type!r}")
+        raw_id = headers.get("ce-id") or headers.get("Nats-Msg-Id")
+        try:
+            event_id = uuid.UUID(str(raw_id))
+            body = decode_body(event_type, msg.data)
+        except Exception as exc:  # noqa: BLE001
+            raise PermanentEventError(f"undecodable event: {exc}") from exc
+        time = None
+        with contextlib.suppress(ValueError, KeyError):
+            time = datetime.fromisoformat(headers["ce-time"])
+        return Event(
+            id=event_id,
+            type=event_type,
+            source=headers.get("ce-source", ""),
+            time=time,
+            body=body,
+            request_id=headers.get("x-request-id"),
+            traceparent=headers.get("traceparent"),
+            headers=headers,
+            deliveries=deliveries,
+        )
+
+    async def _dead_letter(
+        self, consumer: str, msg: Msg, headers: dict[str, str], deliveries: int, error: str
+    ) -> None:
+        log.error("event dead-lettered", consumer=consumer, subject=msg.subject, error=error)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(self._tables.dead_letters).values(
+                    id=uuid.uuid4(),
+                    event_id=headers.get("ce-id"),
+                    consumer=consumer,
+                    event_type=headers.get("ce-type"),
+                    subject=msg.subject,
+                    payload=msg.data,
+                    headers=headers,
+                    error=error[:2000],
+                    deliveries=deliveries,
+                )
+            )

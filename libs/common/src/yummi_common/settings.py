@@ -1,0 +1,199 @@
+"""The one settings class: every name of the design's settings table, read from the environment or `.env`."""
+
+from __future__ import annotations
+
+import base64
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "test", "staging", "prod"]
+SERVICES = ("gateway", "catalog", "orders", "payments", "ai")
+SCHEMAS = {"gateway": "identity", "catalog": "catalog", "orders": "orders", "payments": "payments", "ai": "ai"}
+DEFAULT_GRPC_PORTS = {"catalog": 50051, "orders": 50052, "payments": 50053, "ai": 50054}
+
+
+def normalise_database_url(url: str) -> str:
+    """Turn `postgres://` / `postgresql://` URLs into the asyncpg dialect SQLAlchemy needs."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def _split_csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class Settings(BaseSettings):
+    """Runtime configuration shared by all services; outside dev/test it refuses insecure or missing values."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: Environment = "dev"
+    version: str = Field(default="0.1.0", alias="YUMMI_VERSION")
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/yummi"
+    gateway_database_url: str | None = None
+    catalog_database_url: str | None = None
+    orders_database_url: str | None = None
+    payments_database_url: str | None = None
+    ai_database_url: str | None = None
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    redis_url: str | None = None
+    redis_key_prefix: str = "yummi:"
+    nats_url: str | None = None
+    nats_stream: str = "YUMMI_EVENTS"
+    nats_subject_prefix: str = "yummi.events"
+
+    catalog_grpc_addr: str = "127.0.0.1:50051"
+    orders_grpc_addr: str = "127.0.0.1:50052"
+    payments_grpc_addr: str = "127.0.0.1:50053"
+    ai_grpc_addr: str = "127.0.0.1:50054"
+    grpc_deadline_seconds: float = 5.0
+    gateway_port: int = 8000
+    migrate_on_start: bool | None = None  # default: only in dev
+
+    auth_disable_verification: bool = False
+    clerk_issuer: str | None = None
+    clerk_audience: str | None = None
+    clerk_authorized_parties: str = ""
+    clerk_jwks_url: str | None = None
+    clerk_webhook_secret: str | None = None
+    admin_emails: str = ""
+    runner_emails: str = ""
+    cors_allowed_origins: str = ""
+
+    payfast_merchant_id: str | None = None
+    payfast_merchant_key: str | None = None
+    payfast_passphrase: str | None = None
+    payfast_mode: Literal["sandbox", "live"] = "sandbox"
+    payfast_notify_url: str | None = None
+    payfast_return_url: str | None = None
+    payfast_cancel_url: str | None = None
+    payfast_validate_url: str | None = None
+    payfast_valid_hosts: str | None = None
+    payfast_app_return_url: str = "yummi://payfast/return"
+    payfast_app_cancel_url: str = "yummi://payfast/cancel"
+
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    ai_model_allowlist: str = "gpt-4o-mini,gpt-4.1-mini"
+    ai_default_model: str = "gpt-4o-mini"
+    ai_daily_token_limit: int = 50_000
+    ai_features: str = "complete,basket_suggestions"
+
+    secrets_master_key: str | None = None
+    kms_key_id: str | None = None
+
+    rate_limit_per_minute: int = 120
+    rate_limit_ai_per_minute: int = 20
+    rate_limit_ip_per_minute: int = 60
+
+    log_json: bool = True
+    log_level: str = "INFO"
+    sentry_dsn: str | None = None
+    sentry_traces_sample_rate: float = 0.0
+    otel_exporter_otlp_endpoint: str | None = None
+
+    thin_slice_enabled: bool = True
+    thin_runner_log_path: str = "data/thin-runner-log.txt"
+    order_lease_seconds: int = 300
+
+    @field_validator(
+        "database_url",
+        "gateway_database_url",
+        "catalog_database_url",
+        "orders_database_url",
+        "payments_database_url",
+        "ai_database_url",
+    )
+    @classmethod
+    def _normalise_url(cls, value: str | None) -> str | None:
+        return normalise_database_url(value) if value else value
+
+    @model_validator(mode="after")
+    def _refuse_insecure_outside_dev(self) -> Settings:
+        if self.environment in ("dev", "test"):
+            return self
+        problems: list[str] = []
+        if self.auth_disable_verification:
+            problems.append("AUTH_DISABLE_VERIFICATION=true is only allowed in dev/test")
+        required = {
+            "REDIS_URL": self.redis_url,
+            "NATS_URL": self.nats_url,
+            "OPENAI_API_KEY": self.openai_api_key,
+            "PAYFAST_MERCHANT_ID": self.payfast_merchant_id,
+            "PAYFAST_MERCHANT_KEY": self.payfast_merchant_key,
+            "PAYFAST_NOTIFY_URL": self.payfast_notify_url,
+            "PAYFAST_RETURN_URL": self.payfast_return_url,
+            "PAYFAST_CANCEL_URL": self.payfast_cancel_url,
+            "CLERK_ISSUER": self.clerk_issuer,
+        }
+        problems += [f"{name} is required in {self.environment}" for name, value in required.items() if not value]
+        if not self.kms_key_id and not _is_real_master_key(self.secrets_master_key):
+            problems.append("SECRETS_MASTER_KEY (base64 of 32 random bytes) or KMS_KEY_ID is required")
+        if problems:
+            raise ValueError("refusing to start: " + "; ".join(problems))
+        return self
+
+    # Derived views: one place that knows how comma lists and per-service overrides work.
+    def database_url_for(self, service: str) -> str:
+        """The URL a service uses: its own `<SERVICE>_DATABASE_URL` or the shared `DATABASE_URL`."""
+        own = getattr(self, f"{service}_database_url", None)
+        return own or self.database_url
+
+    def grpc_addr_for(self, service: str) -> str:
+        return str(getattr(self, f"{service}_grpc_addr"))
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        return self.environment == "dev" if self.migrate_on_start is None else self.migrate_on_start
+
+    @property
+    def admin_email_set(self) -> frozenset[str]:
+        return frozenset(e.lower() for e in _split_csv(self.admin_emails))
+
+    @property
+    def runner_email_set(self) -> frozenset[str]:
+        return frozenset(e.lower() for e in _split_csv(self.runner_emails))
+
+    @property
+    def authorized_parties(self) -> list[str]:
+        return _split_csv(self.clerk_authorized_parties)
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return _split_csv(self.cors_allowed_origins)
+
+    @property
+    def ai_models(self) -> list[str]:
+        return _split_csv(self.ai_model_allowlist)
+
+    @property
+    def ai_feature_set(self) -> frozenset[str]:
+        return frozenset(_split_csv(self.ai_features))
+
+    @property
+    def dev_auth_allowed(self) -> bool:
+        return self.auth_disable_verification and self.environment in ("dev", "test")
+
+
+def _is_real_master_key(value: str | None) -> bool:
+    if not value:
+        return False
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return False
+    return len(raw) == 32 and len(set(raw)) > 4
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
