@@ -104,8 +104,9 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.nc is not None:
+            # Tasks are stopped and every publish was acked, so close (drain would wait on idle pull subscriptions).
             with contextlib.suppress(Exception):
-                await self.nc.drain()
+                await asyncio.wait_for(self.nc.close(), timeout=5)
         await self.engine.dispose()
 
 
