@@ -1,0 +1,279 @@
+"""Reading and writing orders, their history and baskets with an explicit AsyncSession (Core statements)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yummi_orders.adapters.tables import basket_items, baskets, order_events, orders
+from yummi_orders.domain.basket import BasketItem
+from yummi_orders.domain.orders import Order, OrderEvent, OrderLine, OrderStatus
+
+
+def order_from_row(row: Row[Any], events: Sequence[OrderEvent] = ()) -> Order:
+    return Order(
+        id=row.id,
+        user_id=row.user_id,
+        status=OrderStatus(row.status),
+        retailer=row.retailer,
+        items=[OrderLine.from_json(item) for item in row.items],
+        total_minor=int(row.total_minor),
+        currency=row.currency,
+        notes=row.notes,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        runner_id=row.runner_id,
+        lease_expires_at=row.lease_expires_at,
+        attempts=int(row.attempts),
+        retailer_reference=row.retailer_reference,
+        reason=row.reason,
+        events=list(events),
+    )
+
+
+async def insert_order(
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    retailer: str,
+    lines: Sequence[OrderLine],
+    total_minor: int,
+    currency: str,
+    notes: str,
+) -> Row[Any]:
+    """Store a new order waiting for payment; returns its row."""
+    result = await session.execute(
+        insert(orders)
+        .values(
+            id=order_id,
+            user_id=user_id,
+            status=OrderStatus.PENDING_PAYMENT.value,
+            retailer=retailer,
+            items=[line.to_json() for line in lines],
+            total_minor=total_minor,
+            currency=currency,
+            notes=notes,
+        )
+        .returning(*orders.c)
+    )
+    return result.one()
+
+
+async def add_event(
+    session: AsyncSession, *, order_id: uuid.UUID, type: str, payload: dict[str, Any] | None = None
+) -> None:
+    """Append one entry to an order's history (clock time, so entries of one transaction keep their order)."""
+    await session.execute(
+        insert(order_events).values(
+            order_id=order_id, type=type, payload=payload or {}, created_at=func.clock_timestamp()
+        )
+    )
+
+
+async def add_events(session: AsyncSession, entries: Sequence[dict[str, Any]]) -> None:
+    """Append many history entries at once (each: order_id, type, payload)."""
+    if entries:
+        await session.execute(insert(order_events).values(created_at=func.clock_timestamp()), list(entries))
+
+
+async def events_of(session: AsyncSession, order_id: uuid.UUID) -> list[OrderEvent]:
+    rows = await session.execute(
+        select(order_events.c.type, order_events.c.payload, order_events.c.created_at)
+        .where(order_events.c.order_id == order_id)
+        .order_by(order_events.c.created_at, order_events.c.id)
+    )
+    return [OrderEvent(type=r.type, payload=r.payload, created_at=r.created_at) for r in rows]
+
+
+async def get_order_row(session: AsyncSession, order_id: uuid.UUID, *, lock: bool = False) -> Row[Any] | None:
+    """The order's row, locked FOR UPDATE when `lock` (so concurrent transitions serialise on it)."""
+    stmt = select(orders).where(orders.c.id == order_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).first()
+
+
+async def load_order(session: AsyncSession, order_id: uuid.UUID, *, with_events: bool = True) -> Order | None:
+    row = await get_order_row(session, order_id)
+    if row is None:
+        return None
+    return order_from_row(row, await events_of(session, order_id) if with_events else ())
+
+
+async def update_order(session: AsyncSession, order_id: uuid.UUID, **values: Any) -> Row[Any]:
+    """Set columns of one order (and updated_at); returns the new row."""
+    result = await session.execute(
+        update(orders)
+        .where(orders.c.id == order_id)
+        .values(**values, updated_at=func.now())
+        .returning(*orders.c)
+    )
+    return result.one()
+
+
+async def list_user_orders(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    status: OrderStatus | None,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[Row[Any]]:
+    """The user's orders, newest first, keyset-paginated on (created_at desc, id desc)."""
+    stmt = select(orders).where(orders.c.user_id == user_id)
+    if status is not None:
+        stmt = stmt.where(orders.c.status == status.value)
+    if after is not None:
+        stmt = stmt.where(tuple_(orders.c.created_at, orders.c.id) < tuple_(*after))
+    stmt = stmt.order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).all())
+
+
+async def all_user_orders(session: AsyncSession, user_id: uuid.UUID) -> list[Order]:
+    rows = (
+        await session.execute(
+            select(orders).where(orders.c.user_id == user_id).order_by(orders.c.created_at, orders.c.id)
+        )
+    ).all()
+    if not rows:
+        return []
+    history = (
+        await session.execute(
+            select(order_events)
+            .where(order_events.c.order_id.in_([r.id for r in rows]))
+            .order_by(order_events.c.created_at, order_events.c.id)
+        )
+    ).all()
+    by_order: dict[uuid.UUID, list[OrderEvent]] = {}
+    for e in history:
+        by_order.setdefault(e.order_id, []).append(OrderEvent(e.type, e.payload, e.created_at))
+    return [order_from_row(r, by_order.get(r.id, [])) for r in rows]
+
+
+async def claim_next_queued(
+    session: AsyncSession, *, runner_id: str, retailer: str | None, lease_seconds: int
+) -> Row[Any] | None:
+    """Lease the oldest queued order to `runner_id`; concurrent claimers skip each other's locked rows."""
+    stmt = select(orders.c.id).where(orders.c.status == OrderStatus.QUEUED.value)
+    if retailer:
+        stmt = stmt.where(orders.c.retailer == retailer)
+    stmt = stmt.order_by(orders.c.created_at, orders.c.id).limit(1).with_for_update(skip_locked=True)
+    order_id = (await session.execute(stmt)).scalar()
+    if order_id is None:
+        return None
+    return await update_order(
+        session,
+        order_id,
+        status=OrderStatus.CLAIMED.value,
+        runner_id=runner_id,
+        lease_expires_at=lease_deadline(lease_seconds),
+    )
+
+
+def lease_deadline(lease_seconds: int) -> Any:
+    """now() + the lease, in the database's clock (the sweeper compares against the same clock)."""
+    return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_seconds)
+
+
+async def expired_claims(session: AsyncSession, *, limit: int) -> list[Row[Any]]:
+    """Claimed orders whose lease ran out, locked (skipping rows another sweeper or ack holds)."""
+    stmt = (
+        select(orders)
+        .where(orders.c.status == OrderStatus.CLAIMED.value, orders.c.lease_expires_at < func.now())
+        .order_by(orders.c.lease_expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def pending_counts(session: AsyncSession) -> tuple[int, int, float]:
+    """Queued and claimed orders, and the age in seconds of the oldest queued one."""
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(orders.c.status == OrderStatus.QUEUED.value),
+                func.count().filter(orders.c.status == OrderStatus.CLAIMED.value),
+                func.coalesce(
+                    func.extract(
+                        "epoch",
+                        func.now()
+                        - func.min(orders.c.created_at).filter(orders.c.status == OrderStatus.QUEUED.value),
+                    ),
+                    0,
+                ),
+            ).where(orders.c.status.in_([OrderStatus.QUEUED.value, OrderStatus.CLAIMED.value]))
+        )
+    ).one()
+    return int(row[0]), int(row[1]), max(float(row[2]), 0.0)
+
+
+# --- baskets ------------------------------------------------------------------------------------------------
+
+
+def _item_from_row(row: Row[Any]) -> BasketItem:
+    return BasketItem(
+        product_id=row.product_id,
+        retailer=row.retailer,
+        title=row.title,
+        quantity=int(row.quantity),
+        added_unit_price_minor=int(row.added_unit_price_minor),
+        added_at=row.added_at,
+    )
+
+
+async def basket_items_of(
+    session: AsyncSession, user_id: uuid.UUID, *, lock: bool = False
+) -> list[BasketItem]:
+    """The user's basket lines in the order they were added; `lock` serialises writers on the basket row."""
+    if lock:
+        await ensure_basket(session, user_id)
+        await session.execute(select(baskets.c.user_id).where(baskets.c.user_id == user_id).with_for_update())
+    rows = await session.execute(
+        select(basket_items)
+        .where(basket_items.c.user_id == user_id)
+        .order_by(basket_items.c.added_at, basket_items.c.product_id)
+    )
+    return [_item_from_row(r) for r in rows]
+
+
+async def ensure_basket(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(pg_insert(baskets).values(user_id=user_id).on_conflict_do_nothing())
+
+
+async def upsert_basket_item(session: AsyncSession, *, user_id: uuid.UUID, item: BasketItem) -> None:
+    """Set a line's quantity; a new line remembers the price and title it was added at."""
+    stmt = pg_insert(basket_items).values(
+        user_id=user_id,
+        product_id=item.product_id,
+        retailer=item.retailer,
+        title=item.title,
+        quantity=item.quantity,
+        added_unit_price_minor=item.added_unit_price_minor,
+        added_at=func.clock_timestamp(),
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[basket_items.c.user_id, basket_items.c.product_id],
+            set_={"quantity": stmt.excluded.quantity},
+        )
+    )
+    await session.execute(update(baskets).where(baskets.c.user_id == user_id).values(updated_at=func.now()))
+
+
+async def delete_basket_items(
+    session: AsyncSession, *, user_id: uuid.UUID, product_ids: Sequence[str] | None = None
+) -> int:
+    """Remove some (or all) of the user's basket lines; returns how many went."""
+    stmt = delete(basket_items).where(basket_items.c.user_id == user_id)
+    if product_ids is not None:
+        stmt = stmt.where(basket_items.c.product_id.in_(list(product_ids)))
+    result = await session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
