@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from typing import Any
 from pathlib import Path
 
 import asyncpg
@@ -81,7 +82,7 @@ def run_env(*, target_metadata: MetaData | None = None) -> None:
     asyncio.run(run_async())
 
 
-def create_messaging_tables(op: Operations, schema: str) -> None:
+def create_messaging_tables(op: Operations | Any, schema: str) -> None:
     """Create the outbox, inbox and dead_letters tables (same shape as `messaging.tables`)."""
     from sqlalchemy.dialects.postgresql import JSONB, UUID
 

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     thin_slice_enabled: bool = True
     thin_runner_log_path: str = "data/thin-runner-log.txt"
     order_lease_seconds: int = 300
+    order_max_attempts: int = 5
+    order_lease_sweep_seconds: float = 5.0
 
     @field_validator(
         "database_url",
