@@ -1,0 +1,93 @@
+"""The FastAPI app factory: lifespan wiring, middleware order, problem handlers and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from yummi_common.settings import Settings
+from yummi_gateway.bootstrap import start_gateway
+from yummi_gateway.config import CATALOG_IMPORT_BODY_LIMIT, DEFAULT_BODY_LIMIT, GatewayConfig
+from yummi_gateway.entrypoints.routes import (
+    admin,
+    ai,
+    basket,
+    catalog,
+    health,
+    me,
+    orders,
+    payments,
+    webhooks,
+)
+from yummi_gateway.metrics import HttpMetrics
+from yummi_gateway.middleware import BodyLimitMiddleware, EdgeMiddleware
+from yummi_gateway.problems import install_problem_handlers
+from yummi_gateway.responses import JSONBytes
+
+UUID_SEGMENT = r"[^/]+"
+
+
+def create_app(settings: Settings, config: GatewayConfig | None = None) -> FastAPI:
+    """Build the gateway app; the lifespan connects to Postgres, NATS and the services."""
+    config = config or GatewayConfig()
+    metrics = HttpMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway = await start_gateway(settings, config, metrics)
+        app.state.gateway = gateway
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    dev = settings.environment in ("dev", "test")
+    app = FastAPI(
+        title="Yummi API",
+        version=settings.version,
+        description="The public REST API of Yummi. Errors are RFC 9457 problem details.",
+        lifespan=lifespan,
+        default_response_class=JSONBytes,
+        docs_url="/docs" if dev else None,
+        redoc_url=None,
+    )
+    install_problem_handlers(app)
+    for router in (health.router, catalog.router, me.router, basket.router, orders.router, payments.router):
+        app.include_router(router)
+    for router in (ai.router, admin.router, webhooks.router):
+        app.include_router(router)
+    if settings.thin_slice_enabled:
+        app.include_router(health.thin_router())
+        app.include_router(catalog.thin_router())
+
+    # Added innermost first: Edge (outermost) → CORS → body limits → FastAPI's exception layer → routes.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default_limit=DEFAULT_BODY_LIMIT,
+        limits=[
+            ("POST", "/v1/admin/catalog/import", CATALOG_IMPORT_BODY_LIMIT),
+            ("PUT", rf"/v1/admin/datasets/{UUID_SEGMENT}/file", config.dataset_upload_max_bytes),
+        ],
+    )
+    origins = settings.cors_origins
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=False,  # bearer tokens, no cookies: credentials mode is never needed
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
+            max_age=600,
+        )
+    app.add_middleware(EdgeMiddleware, metrics=metrics, hsts=not dev)
+    return app

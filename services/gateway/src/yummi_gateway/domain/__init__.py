@@ -1,0 +1,1 @@
+"""The gateway's pure rules: tokens and roles, client IPs, webhook signatures; no I/O."""

@@ -1,0 +1,1 @@
+"""The HTTP face of the gateway: FastAPI app, dependencies, request/response schemas and routes."""

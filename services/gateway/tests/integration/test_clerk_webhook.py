@@ -1,0 +1,87 @@
+"""Clerk webhooks: Svix signatures checked, users created/updated, deletion erases."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+KEY = b"clerk-webhook-signing-key-32byte"
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+
+
+def signed(event: dict[str, Any], *, key: bytes = KEY) -> tuple[bytes, dict[str, str]]:
+    body = orjson.dumps(event)
+    msg_id, ts = f"msg_{uuid.uuid4().hex}", str(int(time.time()))
+    signature = base64.b64encode(
+        hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+    ).decode()
+    headers = {
+        "Content-Type": "application/json",
+        "svix-id": msg_id,
+        "svix-timestamp": ts,
+        "svix-signature": f"v1,{signature}",
+    }
+    return body, headers
+
+
+def user_event(kind: str, clerk_id: str, email: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": clerk_id, "object": "user"}
+    if email:
+        data |= {
+            "primary_email_address_id": "idn_1",
+            "email_addresses": [{"id": "idn_1", "email_address": email}],
+        }
+    return {"type": kind, "object": "event", "data": data}
+
+
+async def test_user_created_then_deleted_creates_then_erases(app_client: Callable[..., Any]) -> None:
+    clerk_id = f"user_{uuid.uuid4().hex[:10]}"
+    async with app_client(clerk_webhook_secret=SECRET) as http:
+        body, headers = signed(user_event("user.created", clerk_id, "Hook@Example.com"))
+        created = await http.post("/v1/webhooks/clerk", content=body, headers=headers)
+        assert created.status_code == 200
+        assert created.json() == {"status": "processed"}
+        repeat = await http.post("/v1/webhooks/clerk", content=body, headers=headers)
+        assert repeat.status_code == 200  # Svix retries are harmless
+
+        from yummi_gateway.adapters.users import get_user_by_clerk_id
+
+        gateway = http._transport.app.state.gateway  # type: ignore[attr-defined]
+        async with gateway.uow() as uow:
+            row = await get_user_by_clerk_id(uow.session, clerk_user_id=clerk_id)
+        assert row.email == "hook@example.com"
+
+        body, headers = signed(user_event("user.deleted", clerk_id))
+        assert (await http.post("/v1/webhooks/clerk", content=body, headers=headers)).status_code == 200
+        async with gateway.uow() as uow:
+            assert await get_user_by_clerk_id(uow.session, clerk_user_id=clerk_id) is None
+
+
+async def test_a_badly_signed_webhook_is_401_and_changes_nothing(app_client: Callable[..., Any]) -> None:
+    async with app_client(clerk_webhook_secret=SECRET) as http:
+        body, headers = signed(user_event("user.created", "user_forged", "x@example.com"), key=b"wrong-key")
+        response = await http.post("/v1/webhooks/clerk", content=body, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_webhooks_are_503_when_no_secret_is_configured(app_client: Callable[..., Any]) -> None:
+    async with app_client(clerk_webhook_secret=None) as http:
+        body, headers = signed(user_event("user.created", "user_x", "x@example.com"))
+        assert (await http.post("/v1/webhooks/clerk", content=body, headers=headers)).status_code == 503
+
+
+async def test_other_event_types_are_acknowledged_and_ignored(app_client: Callable[..., Any]) -> None:
+    async with app_client(clerk_webhook_secret=SECRET) as http:
+        body, headers = signed({"type": "session.created", "data": {"id": "sess_1"}})
+        response = await http.post("/v1/webhooks/clerk", content=body, headers=headers)
+        assert response.json() == {"status": "ignored"}
