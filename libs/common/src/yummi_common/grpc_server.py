@@ -61,6 +61,8 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
                     await _abort(context, exc)
                 except grpc.aio.AbortError:
                     raise
+                except NotImplementedError:
+                    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
                 except Exception:
                     log.exception("unhandled error in rpc", method=method)
                     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -86,6 +88,8 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
                 await _abort(context, exc)
             except grpc.aio.AbortError:
                 raise
+            except NotImplementedError:
+                await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
             except Exception:
                 log.exception("unhandled error in streaming rpc", method=method)
                 await context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -109,7 +113,10 @@ def listen_address(addr: str) -> str:
 async def start_grpc_server(
     *, addr: str, register: Callable[[grpc.aio.Server], list[str]]
 ) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
-    """Build and start a server with the interceptor, health and reflection; `register` adds the servicers."""
+    """Build and start a server with the interceptor, health and reflection; `register` adds the servicers.
+
+    Port 0 in `addr` binds a free port; `bound_port(server)` tells which.
+    """
     server = grpc.aio.server(interceptors=[ServerContextInterceptor()], options=SERVER_OPTIONS)
     service_names = register(server)
     health = health_aio.HealthServicer()
@@ -123,6 +130,12 @@ async def start_grpc_server(
     bound = server.add_insecure_port(listen_address(addr))
     if bound == 0:
         raise RuntimeError(f"could not bind gRPC port for {addr}")
+    server.bound_port = bound  # type: ignore[attr-defined]
     await server.start()
     log.info("grpc server started", addr=listen_address(addr), services=service_names)
     return server, health
+
+
+def bound_port(server: grpc.aio.Server) -> int:
+    """The port `start_grpc_server` bound (useful with port 0 in tests)."""
+    return int(server.bound_port)  # type: ignore[attr-defined]
