@@ -1,0 +1,1 @@
+"""Postgres tables of the ai schema."""

@@ -1,0 +1,1 @@
+"""Pure ai rules: the daily usage window and budget."""

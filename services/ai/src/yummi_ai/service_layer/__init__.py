@@ -1,0 +1,1 @@
+"""Use cases of the ai context, each a keyword-only async function."""

@@ -1,0 +1,1 @@
+"""Postgres tables and the PayFast client (source-host resolution, server confirmation)."""

@@ -1,0 +1,426 @@
+"""Wallet use cases: debit and refund orders, credit top-ups, charge back, read the wallet and its ledger."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from yummi.events.v1 import events_pb2 as ev
+from yummi_common.db import UnitOfWork
+from yummi_common.errors import Conflict, InvalidArgument, NotFound
+from yummi_common.logging import get_logger
+from yummi_common.pagination import decode_cursor, encode_cursor
+from yummi_common.timeutil import utcnow
+from yummi_payments.adapters.tables import chargebacks, order_charges, payments, wallet_transactions, wallets
+from yummi_payments.domain import ledger
+from yummi_payments.domain.ledger import DebitRejection, OrderChargeStatus, Posting, WalletState
+from yummi_payments.domain.payment import PaymentStatus
+from yummi_payments.service_layer.ids import parse_id
+
+log = get_logger(__name__)
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+MAX_ADMIN_ID = 200
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: uuid.UUID
+    amount_minor: int
+    entry_type: str
+    note: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WalletView:
+    """A wallet as callers see it: balance, block, and one page of entries newest first."""
+
+    balance_minor: int
+    currency: str
+    debits_blocked: bool
+    transactions: list[LedgerEntry]
+    next_cursor: str | None
+
+
+# --- helpers shared by every posting --------------------------------------------------------------------
+
+
+async def lock_wallet(session: AsyncSession, user_id: uuid.UUID) -> WalletState:
+    """Create the wallet if it is missing, then lock its row for this transaction (serialises postings)."""
+    await session.execute(pg_insert(wallets).values(user_id=user_id).on_conflict_do_nothing())
+    row = (
+        await session.execute(
+            select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency)
+            .where(wallets.c.user_id == user_id)
+            .with_for_update()
+        )
+    ).one()
+    return WalletState(
+        balance_minor=row.balance_minor, debits_blocked=row.debits_blocked, currency=row.currency
+    )
+
+
+async def post_entry(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    posting: Posting,
+    cause_key: str,
+    note: str,
+    order_id: uuid.UUID | None = None,
+    payment_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """Append one ledger entry and move the cached balance with it; None when that cause already posted."""
+    entry_id = uuid.uuid4()
+    inserted = await session.execute(
+        pg_insert(wallet_transactions)
+        .values(
+            id=entry_id,
+            user_id=user_id,
+            amount_minor=posting.amount_minor,
+            balance_after_minor=posting.wallet.balance_minor,
+            entry_type=posting.entry_type.value,
+            cause_key=cause_key,
+            order_id=order_id,
+            payment_id=payment_id,
+            note=note[:MAX_REASON],
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=[wallet_transactions.c.cause_key])
+        .returning(wallet_transactions.c.id)
+    )
+    if inserted.first() is None:
+        log.info("ledger cause already posted", cause_key=cause_key)
+        return None
+    await session.execute(
+        update(wallets)
+        .where(wallets.c.user_id == user_id)
+        .values(
+            balance_minor=wallets.c.balance_minor + posting.amount_minor,
+            debits_blocked=posting.wallet.debits_blocked,
+            updated_at=utcnow(),
+        )
+    )
+    return entry_id
+
+
+# --- the order saga ------------------------------------------------------------------------------------
+
+
+async def debit_for_order(
+    *, uow: UnitOfWork, order_id: uuid.UUID, user_id: uuid.UUID, amount_minor: int, currency: str
+) -> OrderChargeStatus | None:
+    """Pay for a placed order from the wallet, or refuse it; an order seen before or closed is left alone."""
+    session = uow.session
+    wallet = await lock_wallet(session, user_id)
+    existing = (
+        await session.execute(select(order_charges.c.status).where(order_charges.c.order_id == order_id))
+    ).first()
+    if existing is not None:
+        log.info("order already handled by the wallet", order_id=str(order_id), status=existing.status)
+        return None
+    decision = ledger.decide_debit(wallet, amount_minor=amount_minor, currency=currency)
+    now = utcnow()
+    if isinstance(decision, DebitRejection):
+        await session.execute(
+            pg_insert(order_charges).values(
+                order_id=order_id,
+                user_id=user_id,
+                amount_minor=amount_minor,
+                currency=currency,
+                status=OrderChargeStatus.REJECTED.value,
+                reason=decision.value,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        uow.emit(
+            "payments.wallet.debit_rejected",
+            ev.WalletDebitRejected(
+                order_id=str(order_id),
+                user_id=str(user_id),
+                amount_minor=amount_minor,
+                currency=currency,
+                reason=decision.value,
+                balance_minor=wallet.balance_minor,
+            ),
+        )
+        log.info("order debit rejected", order_id=str(order_id), reason=decision.value)
+        return OrderChargeStatus.REJECTED
+    entry_id = await post_entry(
+        session,
+        user_id=user_id,
+        posting=decision,
+        cause_key=ledger.debit_cause(order_id),
+        note=f"order {order_id}",
+        order_id=order_id,
+    )
+    if entry_id is None:  # the ledger already holds this debit: nothing more to do
+        return None
+    await session.execute(
+        pg_insert(order_charges).values(
+            order_id=order_id,
+            user_id=user_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            status=OrderChargeStatus.DEBITED.value,
+            debit_transaction_id=entry_id,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    uow.emit(
+        "payments.wallet.debited",
+        ev.WalletDebited(
+            order_id=str(order_id),
+            user_id=str(user_id),
+            amount_minor=amount_minor,
+            currency=currency,
+            transaction_id=str(entry_id),
+            balance_minor=decision.wallet.balance_minor,
+        ),
+    )
+    log.info("order debited", order_id=str(order_id), amount_minor=amount_minor)
+    return OrderChargeStatus.DEBITED
+
+
+async def refund_for_order(
+    *, uow: UnitOfWork, order_id: uuid.UUID, user_id: uuid.UUID, amount_minor: int, currency: str, why: str
+) -> bool:
+    """Refund a cancelled or failed order's debit once; with no debit yet, close it so none ever posts."""
+    session = uow.session
+    known = (
+        await session.execute(select(order_charges.c.user_id).where(order_charges.c.order_id == order_id))
+    ).first()
+    owner = known.user_id if known is not None else user_id
+    # Same lock order as the debit (wallet, then charge): a racing debit and refund serialise here.
+    wallet = await lock_wallet(session, owner)
+    charge = (
+        await session.execute(
+            select(order_charges).where(order_charges.c.order_id == order_id).with_for_update()
+        )
+    ).first()
+    now = utcnow()
+    if charge is None:
+        await session.execute(
+            pg_insert(order_charges)
+            .values(
+                order_id=order_id,
+                user_id=owner,
+                amount_minor=amount_minor,
+                currency=currency or ledger.CURRENCY,
+                status=OrderChargeStatus.CLOSED_BEFORE_DEBIT.value,
+                reason=why,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        log.info("order closed before any debit", order_id=str(order_id), why=why)
+        return False
+    posting = ledger.decide_refund(
+        wallet, charge_status=OrderChargeStatus(charge.status), debited_minor=charge.amount_minor
+    )
+    if posting is None:
+        log.info("nothing to refund", order_id=str(order_id), status=charge.status)
+        return False
+    entry_id = await post_entry(
+        session,
+        user_id=owner,
+        posting=posting,
+        cause_key=ledger.refund_cause(order_id),
+        note=f"refund of order {order_id} ({why})",
+        order_id=order_id,
+    )
+    if entry_id is None:
+        return False
+    await session.execute(
+        update(order_charges)
+        .where(order_charges.c.order_id == order_id)
+        .values(
+            status=OrderChargeStatus.REFUNDED.value,
+            refund_transaction_id=entry_id,
+            reason=why,
+            updated_at=now,
+        )
+    )
+    uow.emit(
+        "payments.wallet.refunded",
+        ev.WalletRefunded(
+            order_id=str(order_id),
+            user_id=str(owner),
+            amount_minor=charge.amount_minor,
+            currency=charge.currency,
+            transaction_id=str(entry_id),
+        ),
+    )
+    log.info("order refunded", order_id=str(order_id), amount_minor=charge.amount_minor, why=why)
+    return True
+
+
+# --- top-ups and chargebacks ------------------------------------------------------------------------------
+
+
+async def credit_payment(*, uow: UnitOfWork, payment_id: uuid.UUID) -> bool:
+    """Credit a completed top-up to its owner's wallet exactly once; False when it was already credited."""
+    session = uow.session
+    payment = (
+        await session.execute(
+            select(
+                payments.c.user_id, payments.c.amount_minor, payments.c.status, payments.c.reference
+            ).where(payments.c.id == payment_id)
+        )
+    ).first()
+    if payment is None:
+        raise LookupError(f"payment {payment_id} does not exist")
+    if payment.status != PaymentStatus.COMPLETE:
+        raise ValueError(f"payment {payment_id} is {payment.status}, not complete")
+    wallet = await lock_wallet(session, payment.user_id)
+    posting = ledger.decide_credit(wallet, amount_minor=payment.amount_minor)
+    entry_id = await post_entry(
+        session,
+        user_id=payment.user_id,
+        posting=posting,
+        cause_key=ledger.payment_cause(payment_id),
+        note=f"PayFast top-up {payment.reference}",
+        payment_id=payment_id,
+    )
+    if entry_id is None:
+        return False
+    await session.execute(
+        update(payments).where(payments.c.id == payment_id).values(wallet_credited=True, updated_at=utcnow())
+    )
+    log.info("wallet credited", payment_id=str(payment_id), amount_minor=payment.amount_minor)
+    return True
+
+
+async def charge_back(*, uow: UnitOfWork, reference: str, admin_id: str, reason: str) -> uuid.UUID:
+    """Reverse a complete top-up: debit even below zero, block debits, audit it; returns the owner's id."""
+    ref = parse_id(reference, "reference")
+    admin_id, reason = admin_id.strip(), reason.strip()
+    errors = []
+    if not admin_id or len(admin_id) > MAX_ADMIN_ID:
+        errors.append({"field": "admin_id", "message": f"required, at most {MAX_ADMIN_ID} characters"})
+    if not reason or len(reason) > MAX_REASON:
+        errors.append({"field": "reason", "message": f"required, at most {MAX_REASON} characters"})
+    if errors:
+        raise InvalidArgument("chargeback request is not valid", errors=errors)
+    session = uow.session
+    found = (await session.execute(select(payments.c.user_id).where(payments.c.reference == ref))).first()
+    if found is None:
+        raise NotFound("payment not found")
+    # Lock order wallet → payment, the same as the credit consumer, so the two never deadlock.
+    wallet = await lock_wallet(session, found.user_id)
+    payment = (
+        await session.execute(select(payments).where(payments.c.reference == ref).with_for_update())
+    ).one()
+    if payment.status != PaymentStatus.COMPLETE:
+        raise Conflict(f"only a complete payment can be charged back (this one is {payment.status})")
+    already = (
+        await session.execute(select(chargebacks.c.id).where(chargebacks.c.payment_id == payment.id))
+    ).first()
+    if already is not None:
+        raise Conflict("this payment was already charged back")
+    posting = ledger.decide_chargeback(wallet, amount_minor=payment.amount_minor)
+    entry_id = await post_entry(
+        session,
+        user_id=payment.user_id,
+        posting=posting,
+        cause_key=ledger.chargeback_cause(payment.id),
+        note=f"chargeback of PayFast top-up {ref}",
+        payment_id=payment.id,
+    )
+    if entry_id is None:
+        raise Conflict("this payment was already charged back")
+    await session.execute(
+        pg_insert(chargebacks).values(
+            id=uuid.uuid4(),
+            payment_id=payment.id,
+            reference=ref,
+            user_id=payment.user_id,
+            admin_id=admin_id,
+            reason=reason,
+            amount_minor=payment.amount_minor,
+            transaction_id=entry_id,
+            created_at=utcnow(),
+        )
+    )
+    log.warning(
+        "payment charged back", reference=str(ref), admin_id=admin_id, amount_minor=payment.amount_minor
+    )
+    owner: uuid.UUID = payment.user_id
+    return owner
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+async def get_wallet(*, session: AsyncSession, user_id: str, limit: int = 0, cursor: str = "") -> WalletView:
+    """The caller's balance, debit block and ledger newest first (a user with no wallet has R0.00)."""
+    uid = parse_id(user_id, "user_id")
+    if limit < 0 or limit > MAX_PAGE:
+        raise InvalidArgument(
+            "limit is out of range", errors=[{"field": "limit", "message": f"1..{MAX_PAGE}"}]
+        )
+    page = limit or DEFAULT_PAGE
+    row = (
+        await session.execute(
+            select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency).where(
+                wallets.c.user_id == uid
+            )
+        )
+    ).first()
+    query = select(
+        wallet_transactions.c.id,
+        wallet_transactions.c.amount_minor,
+        wallet_transactions.c.entry_type,
+        wallet_transactions.c.note,
+        wallet_transactions.c.created_at,
+    ).where(wallet_transactions.c.user_id == uid)
+    if cursor:
+        created_at, entry_id = _decode_ledger_cursor(cursor)
+        query = query.where(
+            or_(
+                wallet_transactions.c.created_at < created_at,
+                and_(wallet_transactions.c.created_at == created_at, wallet_transactions.c.id < entry_id),
+            )
+        )
+    rows = (
+        await session.execute(
+            query.order_by(wallet_transactions.c.created_at.desc(), wallet_transactions.c.id.desc()).limit(
+                page + 1
+            )
+        )
+    ).all()
+    entries = [LedgerEntry(r.id, r.amount_minor, r.entry_type, r.note, r.created_at) for r in rows[:page]]
+    next_cursor = None
+    if len(rows) > page:
+        last = entries[-1]
+        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+    return WalletView(
+        balance_minor=row.balance_minor if row else 0,
+        currency=row.currency if row else ledger.CURRENCY,
+        debits_blocked=row.debits_blocked if row else False,
+        transactions=entries,
+        next_cursor=next_cursor,
+    )
+
+
+def _decode_ledger_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    created_at, entry_id = decode_cursor(cursor, arity=2)
+    malformed = InvalidArgument("cursor is not valid", errors=[{"field": "cursor", "message": "malformed"}])
+    try:
+        when, entry = datetime.fromisoformat(str(created_at)), uuid.UUID(str(entry_id))
+    except ValueError as exc:
+        raise malformed from exc
+    if when.tzinfo is None:
+        raise malformed
+    return when, entry
