@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,10 +14,13 @@ import httpx
 import pytest
 
 from yummi_devstack import SERVICE_NAMES, ServiceGroup, start_services
+from yummi_devstack.infra import free_port
 from yummi_devstack.pytest_plugin import SessionInfra
 from yummi_devstack.tokens import dev_auth_headers
 
 SERVICES_START_TIMEOUT = 100.0  # below the per-test timeout, so a slow start fails with the services' logs
+ADMIN_EMAIL = "admin@e2e.example"
+RUNNER_EMAIL = "runner@e2e.example"
 
 
 @dataclass
@@ -22,6 +28,7 @@ class Stack:
     url: str
     client: httpx.Client
     services: ServiceGroup
+    payfast_url: str
 
     def auth(
         self, sub: str = "user_e2e", email: str | None = "e2e@example.com", **claims: Any
@@ -31,12 +38,49 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(yummi_infra: SessionInfra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def payfast_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The repo's PayFast simulator as its own process: hosted checkout, signed ITNs, server confirmation."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("payfast") / "simulator.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yummi_payments.simulator", "--port", str(port)], stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/simulator/notifications", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the PayFast simulator did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    yummi_infra: SessionInfra, payfast_simulator: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("service-logs")
-    services = start_services(dict(os.environ), SERVICE_NAMES, log_dir, timeout=SERVICES_START_TIMEOUT)
+    env = {
+        **os.environ,
+        "ADMIN_EMAILS": ADMIN_EMAIL,
+        "RUNNER_EMAILS": RUNNER_EMAIL,
+        "PAYFAST_PROCESS_URL": f"{payfast_simulator}/eng/process",
+        "PAYFAST_VALIDATE_URL": f"{payfast_simulator}/eng/query/validate",
+        "PAYFAST_VALID_HOSTS": "127.0.0.1",
+        "ORDER_LEASE_SECONDS": "30",
+    }
+    services = start_services(env, SERVICE_NAMES, log_dir, timeout=SERVICES_START_TIMEOUT)
     try:
         with httpx.Client(base_url=services.gateway_url, timeout=30.0) as client:
-            yield Stack(url=services.gateway_url, client=client, services=services)
+            yield Stack(url=services.gateway_url, client=client, services=services, payfast_url=payfast_simulator)
     finally:
         services.stop()
 
