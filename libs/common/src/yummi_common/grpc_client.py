@@ -12,6 +12,8 @@ from yummi_common.grpc_server import MAX_MESSAGE_BYTES
 
 SERVICE_CONFIG = json.dumps(
     {
+        # Spread calls over every address DNS returns (a Kubernetes headless Service, several replicas).
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [{}],
@@ -62,8 +64,9 @@ class _ContextClientInterceptor(
 
 def make_channel(addr: str, *, deadline: float = 5.0) -> grpc.aio.Channel:
     """An insecure channel (inside the cluster network) with retries and the context interceptor."""
+    target = addr if "://" in addr or addr.startswith(("dns:", "unix:", "ipv4:", "ipv6:")) else f"dns:///{addr}"
     return grpc.aio.insecure_channel(
-        addr,
+        target,
         options=[
             ("grpc.service_config", SERVICE_CONFIG),
             ("grpc.enable_retries", 1),

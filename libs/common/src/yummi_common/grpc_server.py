@@ -25,6 +25,9 @@ SERVER_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.so_reuseport", 0),
+    # Clients reconnect (and re-resolve) now and then, so new replicas get their share of long-lived channels.
+    ("grpc.max_connection_age_ms", 5 * 60_000),
+    ("grpc.max_connection_age_grace_ms", 30_000),
 ]
 
 
