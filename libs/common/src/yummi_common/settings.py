@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     payfast_cancel_url: str | None = None
     payfast_validate_url: str | None = None
     payfast_valid_hosts: str | None = None
+    payfast_process_url: str | None = None  # hosted checkout override (the local simulator)
+    payfast_max_amount_minor: int = 1_000_000  # R10,000
+    payfast_skip_server_confirmation: bool = False  # honoured only when ENVIRONMENT=dev
+    payfast_dns_timeout_seconds: float = 2.0
+    payfast_dns_cache_seconds: float = 300.0
+    payfast_validate_timeout_seconds: float = 10.0
     payfast_app_return_url: str = "yummi://payfast/return"
     payfast_app_cancel_url: str = "yummi://payfast/cancel"
 

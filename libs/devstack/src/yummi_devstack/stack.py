@@ -30,7 +30,14 @@ from .tokens import dev_token
 MIGRATION_ORDER = ("gateway", "catalog", "orders", "payments", "ai")
 SAMPLE_CATALOG = Path("data") / "sample-catalog.json"
 SERVICES_START_TIMEOUT = 240.0
-DEV_DEFAULTS = {"ENVIRONMENT": "dev", "AUTH_DISABLE_VERIFICATION": "true", "LOG_JSON": "false"}
+DEV_DEFAULTS = {
+    "ENVIRONMENT": "dev",
+    "AUTH_DISABLE_VERIFICATION": "true",
+    "LOG_JSON": "false",
+    # dev tokens for these emails get the admin and runner roles (override in .env)
+    "ADMIN_EMAILS": "admin@yummi.local",
+    "RUNNER_EMAILS": "runner@yummi.local",
+}
 
 
 def say(message: str) -> None:

@@ -1,10 +1,8 @@
-"""The PayFast account and limits the payments service runs with: shared settings plus its own extras."""
+"""The PayFast account and limits the payments service runs with, resolved from the shared settings."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yummi_common.settings import Settings
 from yummi_payments.domain import payfast
@@ -13,20 +11,6 @@ from yummi_payments.domain import payfast
 SANDBOX_MERCHANT_ID = "10000100"
 SANDBOX_MERCHANT_KEY = "46f0cd694581a"
 SANDBOX_PASSPHRASE = "jt7NOE43FZPn"  # noqa: S105 - public, published with the sandbox account
-DEFAULT_MAX_TOPUP_MINOR = 1_000_000  # R10,000
-
-
-class PaymentsExtras(BaseSettings):
-    """Settings only this service reads (not yet in the shared Settings class)."""
-
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
-    payfast_max_amount_minor: int = DEFAULT_MAX_TOPUP_MINOR
-    payfast_skip_server_confirmation: bool = False  # honoured only when ENVIRONMENT=dev
-    payfast_process_url: str | None = None  # e.g. the local simulator's /eng/process
-    payfast_dns_timeout_seconds: float = 2.0
-    payfast_dns_cache_seconds: float = 300.0
-    payfast_validate_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -51,9 +35,8 @@ class PayfastConfig:
     item_name: str = "Yummi wallet top-up"
 
 
-def payfast_config(settings: Settings, extras: PaymentsExtras | None = None) -> PayfastConfig:
+def payfast_config(settings: Settings) -> PayfastConfig:
     """Resolve the PayFast account: configured values, or the public sandbox account in dev/test."""
-    extras = extras or PaymentsExtras()
     local = settings.environment in ("dev", "test")
     merchant_id = settings.payfast_merchant_id
     merchant_key = settings.payfast_merchant_key
@@ -71,7 +54,7 @@ def payfast_config(settings: Settings, extras: PaymentsExtras | None = None) -> 
         merchant_key=merchant_key.strip(),
         passphrase=(passphrase or "").strip() or None,
         mode=settings.payfast_mode,
-        process_url=extras.payfast_process_url or payfast.process_url(settings.payfast_mode),
+        process_url=settings.payfast_process_url or payfast.process_url(settings.payfast_mode),
         validate_url=settings.payfast_validate_url or payfast.validate_url(settings.payfast_mode),
         notify_url=settings.payfast_notify_url or (f"{gateway}/payments/payfast/itn" if local else None),
         return_url=settings.payfast_return_url
@@ -79,9 +62,9 @@ def payfast_config(settings: Settings, extras: PaymentsExtras | None = None) -> 
         cancel_url=settings.payfast_cancel_url
         or (f"{gateway}/v1/payments/payfast/cancel-bridge" if local else None),
         valid_hosts=hosts or payfast.DEFAULT_VALID_HOSTS,
-        max_amount_minor=extras.payfast_max_amount_minor,
-        skip_server_confirmation=extras.payfast_skip_server_confirmation and settings.environment == "dev",
-        dns_timeout_seconds=extras.payfast_dns_timeout_seconds,
-        dns_cache_seconds=extras.payfast_dns_cache_seconds,
-        validate_timeout_seconds=extras.payfast_validate_timeout_seconds,
+        max_amount_minor=settings.payfast_max_amount_minor,
+        skip_server_confirmation=settings.payfast_skip_server_confirmation and settings.environment == "dev",
+        dns_timeout_seconds=settings.payfast_dns_timeout_seconds,
+        dns_cache_seconds=settings.payfast_dns_cache_seconds,
+        validate_timeout_seconds=settings.payfast_validate_timeout_seconds,
     )

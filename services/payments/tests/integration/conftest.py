@@ -36,7 +36,7 @@ from yummi_common.timeutil import utcnow
 from yummi_payments.adapters.payfast_client import PayfastItnVerifier
 from yummi_payments.adapters.tables import messaging, metadata, payments
 from yummi_payments.bootstrap import MIGRATIONS_DIR
-from yummi_payments.config import PayfastConfig, PaymentsExtras, payfast_config
+from yummi_payments.config import PayfastConfig, payfast_config
 from yummi_payments.entrypoints.consumers import subscriptions
 from yummi_payments.entrypoints.grpc_server import PaymentsServicer
 from yummi_payments.simulator import PayfastSimulator
@@ -252,7 +252,7 @@ async def notify_url(grpc_port: int) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 def payfast(settings: Settings, simulator_url: str, notify_url: str) -> PayfastConfig:
     """The service's PayFast config pointed at the local simulator and notify receiver."""
-    base = payfast_config(settings, PaymentsExtras(payfast_process_url=None))
+    base = payfast_config(settings)
     return replace(
         base,
         process_url=f"{simulator_url}/eng/process",

@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 
 from yummi_common.settings import Settings
-from yummi_payments.config import SANDBOX_MERCHANT_ID, SANDBOX_PASSPHRASE, PaymentsExtras, payfast_config
+from yummi_payments.config import SANDBOX_MERCHANT_ID, SANDBOX_PASSPHRASE, payfast_config
 from yummi_payments.domain.payment import topup_errors
-
-EXTRAS = PaymentsExtras(payfast_process_url=None)
 
 
 def _settings(**values: object) -> Settings:
@@ -24,12 +22,14 @@ def _settings(**values: object) -> Settings:
         "payfast_cancel_url": None,
         "payfast_validate_url": None,
         "payfast_valid_hosts": None,
+        "payfast_process_url": None,
+        "payfast_skip_server_confirmation": False,
     }
     return Settings.model_validate({**base, **values})
 
 
 def test_dev_without_a_merchant_uses_payfasts_public_sandbox_account():
-    config = payfast_config(_settings(), EXTRAS)
+    config = payfast_config(_settings())
     assert config.merchant_id == SANDBOX_MERCHANT_ID
     assert config.passphrase == SANDBOX_PASSPHRASE
     assert config.process_url == "https://sandbox.payfast.co.za/eng/process"
@@ -39,7 +39,7 @@ def test_dev_without_a_merchant_uses_payfasts_public_sandbox_account():
 
 def test_live_mode_points_at_payfasts_live_hosts():
     config = payfast_config(
-        _settings(payfast_mode="live", payfast_merchant_id="123", payfast_merchant_key="k"), EXTRAS
+        _settings(payfast_mode="live", payfast_merchant_id="123", payfast_merchant_key="k")
     )
     assert config.process_url == "https://www.payfast.co.za/eng/process"
     assert config.validate_url == "https://www.payfast.co.za/eng/query/validate"
@@ -47,20 +47,19 @@ def test_live_mode_points_at_payfasts_live_hosts():
 
 
 def test_valid_hosts_default_to_payfasts_four_hosts_and_can_be_overridden():
-    assert payfast_config(_settings(), EXTRAS).valid_hosts == (
+    assert payfast_config(_settings()).valid_hosts == (
         "www.payfast.co.za",
         "sandbox.payfast.co.za",
         "w1w.payfast.co.za",
         "w2w.payfast.co.za",
     )
-    custom = payfast_config(_settings(payfast_valid_hosts=" 127.0.0.1 , example.org "), EXTRAS)
+    custom = payfast_config(_settings(payfast_valid_hosts=" 127.0.0.1 , example.org "))
     assert custom.valid_hosts == ("127.0.0.1", "example.org")
 
 
 @pytest.mark.parametrize(("environment", "honoured"), [("dev", True), ("test", False)])
 def test_skipping_server_confirmation_is_honoured_only_in_dev(environment, honoured):
-    extras = PaymentsExtras(payfast_skip_server_confirmation=True)
-    config = payfast_config(_settings(environment=environment), extras)
+    config = payfast_config(_settings(environment=environment, payfast_skip_server_confirmation=True))
     assert config.skip_server_confirmation is honoured
 
 
