@@ -1,0 +1,1 @@
+"""How the catalog talks to the outside: its Postgres tables and queries, and the file store."""

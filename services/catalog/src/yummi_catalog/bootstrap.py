@@ -1,0 +1,39 @@
+"""Wires the catalog service together: its tables, migrations, servicer, background indexer and commands."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+import grpc
+
+from yummi_catalog.adapters.file_store import LocalFileStore
+from yummi_catalog.adapters.tables import messaging, metadata
+from yummi_catalog.entrypoints import grpc_server
+from yummi_catalog.entrypoints.cli import seed_command
+from yummi_catalog.migrations import MIGRATIONS_DIR
+from yummi_catalog.service_layer.uploads import run_indexer
+from yummi_common.service import Runtime, ServiceSpec
+
+SERVICE = "catalog"
+
+
+def register(server: grpc.aio.Server, runtime: Runtime) -> list[str]:
+    return grpc_server.register(server, runtime, store=LocalFileStore.from_environment())
+
+
+def background(runtime: Runtime) -> list[Awaitable[None]]:
+    """The dataset indexer (large uploads are indexed here, off the request path)."""
+    return [
+        run_indexer(uow_factory=runtime.uow, store=LocalFileStore.from_environment(), stop=runtime.stop_event)
+    ]
+
+
+SPEC = ServiceSpec(
+    name=SERVICE,
+    metadata=metadata,
+    tables=messaging,
+    migrations_dir=MIGRATIONS_DIR,
+    register=register,
+    background=background,
+    commands={"seed": seed_command},
+)

@@ -1,0 +1,362 @@
+"""Parsing a catalog.json into the items a dataset version holds, with the index and reason of every bad item.
+
+A catalog.json is a JSON array of items or an object `{"items": [...], ...metadata}` (metadata is ignored).
+An item must have `product_id`, `title` and `price` (rand, a number or a numeric string); it may have
+`retailer` (default `woolworths`), `catalog_ref_id`, `url`, `image_url`, `category`, `available` (a JSON
+boolean, default true) and `currency` (only `ZAR`); every other key is kept as an attribute. A JSON `null` in
+an optional standard field means "missing". Limits (each refusal names the item's index and the reason):
+
+- the file: valid UTF-8 JSON (a leading BOM is tolerated), at most `MAX_ITEMS` items, at least one;
+- `product_id`: a string or a non-negative integer, 1..64 characters of `A-Z a-z 0-9 . _ : -`;
+- `retailer`: lower-cased, 1..64 characters of `a-z 0-9 . _ -`;
+- `title`: 1..500 characters after trimming; `category`: up to 200; `catalog_ref_id`: up to 64;
+  none of them may hold control characters;
+- `url`, `image_url`: up to 2,000 characters, `http(s)://` (a scheme-relative `//host/...` becomes https);
+- `price`: 0 .. R10 billion, at most 2 decimals after rounding half-up to cents;
+- attributes: at most 64 keys, nesting depth at most 8, at most 256 entries in any nested object or list,
+  keys up to 128 characters, strings up to 2,000 characters, no NUL characters (Postgres cannot store
+  them), and at most 16 KiB once serialised;
+- a (retailer, product_id) pair appears once per file; a repeat is refused naming the first item's index.
+
+Nothing here does I/O: the service decides whether bad items refuse the whole import or are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from yummi_common.money import rand_to_minor
+
+# Product ids are name-based UUIDs of (retailer, product_id): the same product has the same id in every
+# dataset version, so ids kept by clients (baskets, favourites) survive a catalog update.
+PRODUCT_ID_NAMESPACE = uuid.UUID("d7fe3170-5b1c-4467-a8d9-d15d9a9903de")
+DEFAULT_RETAILER = "woolworths"
+CURRENCY = "ZAR"
+
+MAX_ITEMS = 1_000_000
+MAX_PRODUCT_ID = 64
+MAX_RETAILER = 64
+MAX_TITLE = 500
+MAX_CATEGORY = 200
+MAX_REF_ID = 64
+MAX_URL = 2_000
+MAX_STRING = 2_000
+MAX_KEY = 128
+MAX_ATTRIBUTE_KEYS = 64
+MAX_ATTRIBUTE_DEPTH = 8
+MAX_CONTAINER_ENTRIES = 256
+MAX_ATTRIBUTES_BYTES = 16 * 1024
+
+STANDARD_FIELDS = frozenset(
+    {
+        "product_id",
+        "title",
+        "price",
+        "retailer",
+        "catalog_ref_id",
+        "url",
+        "image_url",
+        "category",
+        "available",
+        "currency",
+    }
+)
+
+_PRODUCT_ID = re.compile(r"[A-Za-z0-9._:\-]+")
+_RETAILER = re.compile(r"[a-z0-9][a-z0-9._\-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogItem:
+    """One valid item, normalised: what a products row holds."""
+
+    index: int
+    retailer: str
+    product_id: str
+    title: str
+    price_minor: int
+    catalog_ref_id: str = ""
+    url: str = ""
+    image_url: str = ""
+    category: str = ""
+    available: bool = True
+    attributes_json: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemProblem:
+    """Why the item at `index` was refused."""
+
+    index: int
+    reason: str
+    product_id: str = ""
+
+    def as_error(self) -> dict[str, Any]:
+        """The problem as a validation error (`index`, `product_id`, `reason`, plus `field`/`message`)."""
+        return {
+            "field": f"items[{self.index}]",
+            "message": self.reason,
+            "index": self.index,
+            "product_id": self.product_id,
+            "reason": self.reason,
+        }
+
+
+class CatalogFileError(ValueError):
+    """The file as a whole cannot be a catalog (not JSON, wrong shape, no items)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ParsedCatalog:
+    """The valid items of a file, the refused ones, and the file's identity."""
+
+    items: list[CatalogItem]
+    problems: list[ItemProblem]
+    total: int
+    checksum_sha256: str
+    size_bytes: int
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def product_uuid(retailer: str, product_id: str) -> uuid.UUID:
+    """The product's id in every version: a UUIDv5 of `retailer:product_id` (retailers hold no colon)."""
+    return uuid.uuid5(PRODUCT_ID_NAMESPACE, f"{retailer}:{product_id}")
+
+
+def checksum_sha256(content: bytes) -> str:
+    """The hex SHA-256 of the file's exact bytes: a dataset's identity."""
+    return hashlib.sha256(content).hexdigest()
+
+
+def load_items(content: bytes, *, max_items: int = MAX_ITEMS) -> list[Any]:
+    """Decode the document and return its raw item list, or raise CatalogFileError."""
+    content = content.removeprefix(_UTF8_BOM)
+    if not content.strip():
+        raise CatalogFileError("the catalog is empty")
+    try:
+        document = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise CatalogFileError(f"the catalog is not valid JSON: {exc}") from None
+    if isinstance(document, dict):
+        if "items" not in document:
+            raise CatalogFileError('a catalog object must have an "items" list')
+        items = document["items"]
+        if not isinstance(items, list):
+            raise CatalogFileError('"items" must be a list')
+    elif isinstance(document, list):
+        items = document
+    else:
+        raise CatalogFileError('a catalog must be a JSON array of items or an object with an "items" list')
+    if not items:
+        raise CatalogFileError("the catalog has no items")
+    if len(items) > max_items:
+        raise CatalogFileError(f"the catalog has {len(items)} items; at most {max_items} are allowed")
+    return items
+
+
+def parse_catalog(content: bytes, *, max_items: int = MAX_ITEMS) -> ParsedCatalog:
+    """Validate every item of a catalog.json; file-level faults raise CatalogFileError."""
+    raw_items = load_items(content, max_items=max_items)
+    items: list[CatalogItem] = []
+    problems: list[ItemProblem] = []
+    first_index: dict[tuple[str, str], int] = {}
+    for index, raw in enumerate(raw_items):
+        try:
+            item = validate_item(index, raw)
+        except _Refused as refused:
+            problems.append(ItemProblem(index=index, reason=refused.reason, product_id=_raw_product_id(raw)))
+            continue
+        key = (item.retailer, item.product_id)
+        first = first_index.setdefault(key, index)
+        if first != index:
+            problems.append(
+                ItemProblem(
+                    index=index,
+                    reason=f"duplicate of the item at index {first} (same retailer and product_id)",
+                    product_id=item.product_id,
+                )
+            )
+            continue
+        items.append(item)
+    return ParsedCatalog(
+        items=items,
+        problems=problems,
+        total=len(raw_items),
+        checksum_sha256=checksum_sha256(content),
+        size_bytes=len(content),
+    )
+
+
+def validate_item(index: int, raw: Any) -> CatalogItem:
+    """One item normalised, or _Refused with the reason."""
+    if not isinstance(raw, dict):
+        raise _Refused("an item must be a JSON object")
+    product_id = _product_id(raw.get("product_id"))
+    title = _text(raw.get("title"), "title", MAX_TITLE, required=True)
+    if "price" not in raw or raw["price"] is None:
+        raise _Refused("price is required")
+    try:
+        price_minor = rand_to_minor(raw["price"])
+    except (ValueError, TypeError, ArithmeticError) as exc:
+        raise _Refused(f"price {_short(raw['price'])} is not valid: {exc}") from None
+    retailer = _retailer(raw.get("retailer"))
+    currency = raw.get("currency")
+    if currency is not None and (not isinstance(currency, str) or currency.strip().upper() != CURRENCY):
+        raise _Refused(f"currency must be {CURRENCY}")
+    available = raw.get("available")
+    if available is None:
+        available = True
+    elif not isinstance(available, bool):
+        raise _Refused("available must be true or false")
+    return CatalogItem(
+        index=index,
+        retailer=retailer,
+        product_id=product_id,
+        title=title,
+        price_minor=price_minor,
+        catalog_ref_id=_ref_id(raw.get("catalog_ref_id")),
+        url=_url(raw.get("url"), "url"),
+        image_url=_url(raw.get("image_url"), "image_url"),
+        category=_text(raw.get("category"), "category", MAX_CATEGORY),
+        available=available,
+        attributes_json=_attributes({k: v for k, v in raw.items() if k not in STANDARD_FIELDS}),
+    )
+
+
+def _product_id(value: Any) -> str:
+    if value is None:
+        raise _Refused("product_id is required")
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise _Refused("product_id must not be negative")
+        value = str(value)
+    if not isinstance(value, str):
+        raise _Refused("product_id must be a string or an integer")
+    text: str = value.strip()
+    if not text:
+        raise _Refused("product_id must not be empty")
+    if len(text) > MAX_PRODUCT_ID:
+        raise _Refused(f"product_id is longer than {MAX_PRODUCT_ID} characters")
+    if not _PRODUCT_ID.fullmatch(text):
+        raise _Refused("product_id may only hold letters, digits and . _ : -")
+    return text
+
+
+def _retailer(value: Any) -> str:
+    if value is None:
+        return DEFAULT_RETAILER
+    if not isinstance(value, str):
+        raise _Refused("retailer must be a string")
+    text: str = value.strip().lower()
+    if not text:
+        return DEFAULT_RETAILER
+    if len(text) > MAX_RETAILER or not _RETAILER.fullmatch(text):
+        raise _Refused(f"retailer must be 1..{MAX_RETAILER} characters of a-z, 0-9 and . _ -")
+    return text
+
+
+def _ref_id(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return _text(value, "catalog_ref_id", MAX_REF_ID)
+
+
+def _text(value: Any, name: str, limit: int, *, required: bool = False) -> str:
+    if value is None:
+        if required:
+            raise _Refused(f"{name} is required")
+        return ""
+    if not isinstance(value, str):
+        raise _Refused(f"{name} must be a string")
+    text: str = value.strip()
+    if required and not text:
+        raise _Refused(f"{name} must not be empty")
+    if len(text) > limit:
+        raise _Refused(f"{name} is longer than {limit} characters")
+    if _CONTROL.search(text):
+        raise _Refused(f"{name} must not contain control characters")
+    return text
+
+
+def _url(value: Any, name: str) -> str:
+    url = _text(value, name, MAX_URL)
+    if not url:
+        return ""
+    if url.startswith("//"):
+        url = "https:" + url
+    if not url[:8].lower().startswith(("http://", "https://")) or len(url) > MAX_URL:
+        raise _Refused(f"{name} must be an http(s) URL of at most {MAX_URL} characters")
+    return url
+
+
+def _attributes(attributes: dict[str, Any]) -> str:
+    if len(attributes) > MAX_ATTRIBUTE_KEYS:
+        raise _Refused(f"an item may have at most {MAX_ATTRIBUTE_KEYS} extra fields")
+    for key, value in attributes.items():
+        _check_json(value, 1, key)
+        _check_key(key, key)
+    blob = orjson.dumps(attributes)
+    if len(blob) > MAX_ATTRIBUTES_BYTES:
+        raise _Refused(f"the item's extra fields exceed {MAX_ATTRIBUTES_BYTES // 1024} KiB")
+    return blob.decode()
+
+
+def _check_key(key: str, path: str) -> None:
+    if len(key) > MAX_KEY:
+        raise _Refused(f"field name {_short(key)} is longer than {MAX_KEY} characters")
+    if "\x00" in key:
+        raise _Refused(f"field name at {_short(path)} contains a NUL character")
+
+
+def _check_json(value: Any, depth: int, path: str) -> None:
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise _Refused(f"field {_short(path)} is longer than {MAX_STRING} characters")
+        if "\x00" in value:
+            raise _Refused(f"field {_short(path)} contains a NUL character")
+        return
+    if not isinstance(value, dict | list):
+        return
+    if depth > MAX_ATTRIBUTE_DEPTH:
+        raise _Refused(f"field {_short(path)} is nested deeper than {MAX_ATTRIBUTE_DEPTH} levels")
+    if len(value) > MAX_CONTAINER_ENTRIES:
+        raise _Refused(f"field {_short(path)} has more than {MAX_CONTAINER_ENTRIES} entries")
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _check_key(key, path)
+            _check_json(inner, depth + 1, f"{path}.{key}")
+    else:
+        for position, inner in enumerate(value):
+            _check_json(inner, depth + 1, f"{path}[{position}]")
+
+
+def _raw_product_id(raw: Any) -> str:
+    if not isinstance(raw, dict):
+        return ""
+    value = raw.get("product_id")
+    if isinstance(value, bool):
+        return ""
+    if isinstance(value, str | int):
+        return str(value)[:MAX_PRODUCT_ID]
+    return ""
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return repr(text if len(text) <= limit else text[:limit] + "…")

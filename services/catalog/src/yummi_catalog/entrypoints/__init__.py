@@ -1,0 +1,1 @@
+"""How the catalog is reached: the gRPC servicer and the command line."""
