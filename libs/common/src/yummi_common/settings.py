@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import base64
-from functools import lru_cache
+import ipaddress
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["dev", "test", "staging", "prod"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SERVICES = ("gateway", "catalog", "orders", "payments", "ai")
 SCHEMAS = {"gateway": "identity", "catalog": "catalog", "orders": "orders", "payments": "payments", "ai": "ai"}
 DEFAULT_GRPC_PORTS = {"catalog": 50051, "orders": 50052, "payments": 50053, "ai": 50054}
@@ -25,6 +27,14 @@ def normalise_database_url(url: str) -> str:
 
 def _split_csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def parse_networks(value: str) -> tuple[IPNetwork, ...]:
+    """A comma-separated list of IPs/CIDRs (`TRUSTED_PROXIES`) as networks."""
+    try:
+        return tuple(ipaddress.ip_network(part, strict=False) for part in _split_csv(value))
+    except ValueError as exc:
+        raise ValueError(f"TRUSTED_PROXIES holds an invalid IP or CIDR: {exc}") from exc
 
 
 class Settings(BaseSettings):
@@ -67,6 +77,8 @@ class Settings(BaseSettings):
     admin_emails: str = ""
     runner_emails: str = ""
     cors_allowed_origins: str = ""
+    trusted_proxies: str = ""  # IPs/CIDRs of our own proxies: only their X-Forwarded-For is believed
+    dataset_upload_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
 
     payfast_merchant_id: str | None = None
     payfast_merchant_key: str | None = None
@@ -92,19 +104,32 @@ class Settings(BaseSettings):
     ai_default_model: str = "gpt-4o-mini"
     ai_daily_token_limit: int = 50_000
     ai_features: str = "complete,basket_suggestions"
+    ai_max_tokens_cap: int = Field(default=1024, ge=1, le=128_000)
+    # One provider call with its retries; the gateway's gRPC deadline for AI is derived from it (see below).
+    ai_total_deadline_seconds: float = Field(default=30.0, gt=0, le=300)
+    ai_attempt_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    ai_max_attempts: int = Field(default=4, ge=1, le=10)
+    ai_verify_keys_on_create: bool = False
 
     secrets_master_key: str | None = None
+    secrets_master_key_previous: str | None = None  # still readable while `yummi-ai rotate-kek` re-wraps
     kms_key_id: str | None = None
 
-    rate_limit_per_minute: int = 120
-    rate_limit_ai_per_minute: int = 20
-    rate_limit_ip_per_minute: int = 60
+    rate_limit_per_minute: int = Field(default=120, gt=0)
+    rate_limit_ai_per_minute: int = Field(default=20, gt=0)
+    rate_limit_ip_per_minute: int = Field(default=60, gt=0)
 
     log_json: bool = True
     log_level: str = "INFO"
     sentry_dsn: str | None = None
     sentry_traces_sample_rate: float = 0.0
     otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    # Prometheus /metrics of a gRPC service: unset = its gRPC port + 1000 (catalog 51051), 0 = off.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_refresh_seconds: float = 15.0  # how often gauges read from the database (outbox backlog) refresh
+
+    catalog_store_dir: str = ".state/catalog-store"  # the local dataset file store (relative to the working dir)
 
     thin_slice_enabled: bool = True
     thin_runner_log_path: str = "data/thin-runner-log.txt"
@@ -123,6 +148,12 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:
         return normalise_database_url(value) if value else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxy_networks(cls, value: str) -> str:
+        parse_networks(value)  # fail at start-up, not on the first forwarded request
+        return value
 
     @model_validator(mode="after")
     def _refuse_insecure_outside_dev(self) -> Settings:
@@ -149,6 +180,18 @@ class Settings(BaseSettings):
             raise ValueError("refusing to start: " + "; ".join(problems))
         return self
 
+    @model_validator(mode="after")
+    def _check_ai(self) -> Settings:
+        if self.ai_default_model not in self.ai_models:
+            raise ValueError(f"AI_DEFAULT_MODEL {self.ai_default_model!r} is not in AI_MODEL_ALLOWLIST")
+        for name, value in (
+            ("SECRETS_MASTER_KEY", self.secrets_master_key),
+            ("SECRETS_MASTER_KEY_PREVIOUS", self.secrets_master_key_previous),
+        ):
+            if value and not _is_master_key_shape(value):
+                raise ValueError(f"{name} must be the base64 of 32 bytes")
+        return self
+
     # Derived views: one place that knows how comma lists and per-service overrides work.
     def database_url_for(self, service: str) -> str:
         """The URL a service uses: its own `<SERVICE>_DATABASE_URL` or the shared `DATABASE_URL`."""
@@ -157,6 +200,14 @@ class Settings(BaseSettings):
 
     def grpc_addr_for(self, service: str) -> str:
         return str(getattr(self, f"{service}_grpc_addr"))
+
+    def metrics_port_for(self, service: str) -> int | None:
+        """Where a gRPC service serves /metrics: `METRICS_PORT`, else its gRPC port + 1000; None when off."""
+        if self.metrics_port is not None:
+            return self.metrics_port or None
+        grpc_port = int(self.grpc_addr_for(service).rsplit(":", 1)[-1])
+        port = grpc_port + 1000
+        return port if grpc_port and port <= 65535 else None
 
     @property
     def should_migrate_on_start(self) -> bool:
@@ -178,6 +229,10 @@ class Settings(BaseSettings):
     def cors_origins(self) -> list[str]:
         return _split_csv(self.cors_allowed_origins)
 
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.trusted_proxies)
+
     @property
     def ai_models(self) -> list[str]:
         return _split_csv(self.ai_model_allowlist)
@@ -187,8 +242,20 @@ class Settings(BaseSettings):
         return frozenset(_split_csv(self.ai_features))
 
     @property
+    def ai_grpc_deadline_seconds(self) -> float:
+        """The gateway's deadline for AI calls: the service's own total deadline plus room to answer."""
+        return self.ai_total_deadline_seconds + 15.0
+
+    @property
     def dev_auth_allowed(self) -> bool:
         return self.auth_disable_verification and self.environment in ("dev", "test")
+
+
+def _is_master_key_shape(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except ValueError:
+        return False
 
 
 def _is_real_master_key(value: str | None) -> bool:

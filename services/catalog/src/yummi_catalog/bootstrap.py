@@ -18,13 +18,13 @@ SERVICE = "catalog"
 
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> list[str]:
-    return grpc_server.register(server, runtime, store=LocalFileStore.from_environment())
+    return grpc_server.register(server, runtime, store=LocalFileStore.from_settings(runtime.settings))
 
 
 def background(runtime: Runtime) -> list[Awaitable[None]]:
     """The dataset indexer (large uploads are indexed here, off the request path)."""
     return [
-        run_indexer(uow_factory=runtime.uow, store=LocalFileStore.from_environment(), stop=runtime.stop_event)
+        run_indexer(uow_factory=runtime.uow, store=LocalFileStore.from_settings(runtime.settings), stop=runtime.stop_event)
     ]
 
 

@@ -10,9 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-# TODO(settings): move to yummi_common.settings.Settings as `catalog_store_dir` once it has the field.
-STORE_DIR_ENV = "CATALOG_STORE_DIR"
-DEFAULT_STORE_DIR = ".state/catalog-store"
+from yummi_common.settings import Settings
+
 _CHUNK = 1024 * 1024
 
 
@@ -35,9 +34,9 @@ class LocalFileStore:
         self.root = root
 
     @classmethod
-    def from_environment(cls) -> LocalFileStore:
+    def from_settings(cls, settings: Settings) -> LocalFileStore:
         """The store at `CATALOG_STORE_DIR` (default `.state/catalog-store`, relative to the working dir)."""
-        return cls(Path(os.environ.get(STORE_DIR_ENV) or DEFAULT_STORE_DIR))
+        return cls(Path(settings.catalog_store_dir))
 
     def path_of(self, object_key: str) -> Path:
         path = (self.root / object_key).resolve()

@@ -56,7 +56,7 @@ async def _seed(settings: Settings, path: Path, *, if_empty: bool) -> int:
             async with runtime.uow() as uow:
                 result = await import_catalog(
                     uow=uow,
-                    store=LocalFileStore.from_environment(),
+                    store=LocalFileStore.from_settings(settings),
                     content=content,
                     skip_invalid=True,
                     name=path.name,

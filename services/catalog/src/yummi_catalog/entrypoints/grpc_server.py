@@ -61,7 +61,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
     def __init__(self, runtime: Runtime, *, store: LocalFileStore | None = None) -> None:
         self._runtime = runtime
-        self._store = store or LocalFileStore.from_environment()
+        self._store = store or LocalFileStore.from_settings(runtime.settings)
 
     async def ImportCatalog(
         self, request: catalog_pb2.ImportCatalogRequest, context: grpc.aio.ServicerContext[Any, Any]
