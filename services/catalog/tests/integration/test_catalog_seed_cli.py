@@ -15,11 +15,15 @@ from .catalog_factories import catalog_bytes, catalog_items
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    store = tmp_path / "store"
-    monkeypatch.setenv("CATALOG_STORE_DIR", str(store))
-    return store
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def settings(settings: Settings, store_dir: Path) -> Settings:
+    """The session settings with the dataset file store in this test's own folder."""
+    return settings.model_copy(update={"catalog_store_dir": str(store_dir)})
 
 
 def test_seed_imports_a_file_and_keeps_it_in_the_store(
