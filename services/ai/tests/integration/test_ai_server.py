@@ -1,4 +1,4 @@
-"""The ai service as it stands: it starts, reports usage and exports; the rest answers UNIMPLEMENTED."""
+"""The ai service over gRPC: health, usage reporting, the GDPR export and erasure."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import grpc
 import orjson
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
-from yummi.ai.v1 import ai_pb2 as pb
 from yummi.common.v1 import common_pb2
 from yummi.events.v1 import events_pb2 as ev
-from yummi_ai.adapters.tables import ai_usage, api_credentials
+from yummi_ai.adapters.tables import ai_budget, ai_usage, api_credentials, messaging
 from yummi_ai.entrypoints.consumers import on_user_erased
 from yummi_common.messaging.events import Event
 from yummi_common.timeutil import utcnow
@@ -70,26 +69,6 @@ async def test_usage_of_a_malformed_user_id_is_invalid(stub):
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_features_still_to_come_answer_unimplemented(stub):
-    user = str(uuid.uuid4())
-    calls = [
-        stub.Complete(pb.CompleteRequest(user_id=user, messages=[pb.ChatMessage(role="user", content="hi")])),
-        stub.CreateCredential(pb.CreateCredentialRequest(user_id=user, provider="openai", api_key="sk-x")),
-        stub.ListCredentials(common_pb2.UserRef(user_id=user)),
-        stub.DeleteCredential(pb.DeleteCredentialRequest(user_id=user, id=str(uuid.uuid4()))),
-        stub.SuggestBasket(pb.SuggestBasketRequest(user_id=user, text="dinner for 4")),
-    ]
-    for call in calls:
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await call
-        assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
-        assert "not yet available" in (info.value.details() or "")
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        async for _chunk in stub.StreamComplete(pb.CompleteRequest(user_id=user)):
-            pass
-    assert info.value.code() is grpc.StatusCode.UNIMPLEMENTED
-
-
 async def test_export_lists_credentials_without_key_material_and_usage(stub, runtime):
     user = uuid.uuid4()
     await add_usage(runtime, user, 10, 5)
@@ -116,8 +95,11 @@ async def test_export_lists_credentials_without_key_material_and_usage(stub, run
     assert [u["prompt_tokens"] for u in document["usage"]] == [10]
 
 
-async def test_erasure_deletes_the_users_stored_keys_and_reports_done(runtime, stub):
+async def test_erasure_deletes_the_users_keys_usage_and_budget_and_reports_done(runtime, stub):
     user = uuid.uuid4()
+    other = uuid.uuid4()
+    await add_usage(runtime, user, 10, 5)
+    await add_usage(runtime, other, 7, 3)
     async with runtime.engine.begin() as conn:
         await conn.execute(
             insert(api_credentials).values(
@@ -131,6 +113,7 @@ async def test_erasure_deletes_the_users_stored_keys_and_reports_done(runtime, s
                 kek_id="local:1",
             )
         )
+        await conn.execute(insert(ai_budget).values(user_id=user, day=utcnow().date(), used_tokens=15))
     async with runtime.uow() as uow:
         event = Event(
             id=uuid.uuid4(),
@@ -143,4 +126,16 @@ async def test_erasure_deletes_the_users_stored_keys_and_reports_done(runtime, s
         await uow.commit()
 
     export = orjson.loads((await stub.ExportUserData(common_pb2.UserRef(user_id=str(user)))).json)
-    assert export["credentials"] == []
+    assert export["credentials"] == [] and export["usage"] == []
+    async with runtime.engine.connect() as conn:
+        budgets = (await conn.execute(select(ai_budget).where(ai_budget.c.user_id == user))).all()
+        completed = (
+            await conn.execute(
+                select(messaging.outbox).where(
+                    messaging.outbox.c.event_type == "identity.user.erasure_completed"
+                )
+            )
+        ).all()
+    assert budgets == []
+    assert any(ev.UserErasureCompleted.FromString(row.payload).user_id == str(user) for row in completed)
+    assert (await stub.GetUsage(common_pb2.UserRef(user_id=str(other)))).tokens_today == 10

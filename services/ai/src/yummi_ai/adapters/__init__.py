@@ -1,1 +1,1 @@
-"""Postgres tables of the ai schema."""
+"""The ai context's outside world: Postgres tables, key encryption (local or KMS), OpenAI and the catalog."""

@@ -1,4 +1,4 @@
-"""The ai schema: users' provider credentials (envelope-encrypted) and one usage row per model call."""
+"""The ai schema: users' provider credentials (envelope-encrypted), usage rows and daily token budgets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -35,6 +36,7 @@ api_credentials = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("last_used_at", DateTime(timezone=True)),
     Index("ix_api_credentials_user", "user_id"),
+    Index("ix_api_credentials_kek", "kek_id"),
 )
 
 ai_usage = Table(
@@ -59,4 +61,29 @@ ai_usage = Table(
         name="ck_ai_usage_non_negative",
     ),
     Index("ix_ai_usage_user_created", "user_id", "created_at"),
+)
+
+# One row per user and UTC day, locked while a call reserves: spent plus in flight never passes the limit.
+ai_budget = Table(
+    "ai_budget",
+    metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("used_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("reserved_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("used_tokens >= 0 AND reserved_tokens >= 0", name="ck_ai_budget_non_negative"),
+)
+
+# The calls in flight; one left behind by a crash stops counting once it expires.
+ai_budget_reservations = Table(
+    "ai_budget_reservations",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("tokens >= 0", name="ck_ai_budget_reservations_tokens"),
+    Index("ix_ai_budget_reservations_user_day", "user_id", "day", "expires_at"),
 )

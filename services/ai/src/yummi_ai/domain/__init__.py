@@ -1,1 +1,1 @@
-"""Pure ai rules: the daily usage window and budget."""
+"""Pure ai rules: chat request limits, the daily budget, prices, retries, credentials and basket answers."""

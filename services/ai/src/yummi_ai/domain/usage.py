@@ -33,3 +33,21 @@ class DailyUsage:
     @property
     def exhausted(self) -> bool:
         return self.tokens >= self.daily_token_limit
+
+
+def budget_allows(*, used: int, reserved: int, amount: int, limit: int) -> bool:
+    """Whether reserving `amount` more tokens keeps spent plus in-flight tokens within the daily limit."""
+    return used + reserved + amount <= limit
+
+
+def budget_spent_message(*, used: int, reserved: int, amount: int, limit: int) -> str:
+    if amount > limit:
+        return (
+            f"this request may use {amount} tokens, more than the daily limit of {limit}; "
+            "send a shorter prompt or a lower max_tokens"
+        )
+    return (
+        f"daily AI token budget reached: {used} of {limit} tokens used today"
+        + (f" and {reserved} in flight" if reserved else "")
+        + f"; this request needs up to {amount}. The budget resets at 00:00 UTC"
+    )

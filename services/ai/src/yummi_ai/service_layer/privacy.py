@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yummi.events.v1 import events_pb2 as ev
-from yummi_ai.adapters.tables import ai_usage, api_credentials
+from yummi_ai.adapters.tables import ai_budget, ai_budget_reservations, ai_usage, api_credentials
 from yummi_ai.service_layer.ids import parse_id
 from yummi_common.db import UnitOfWork
 from yummi_common.logging import get_logger
@@ -76,8 +76,9 @@ async def export_user_data(*, session: AsyncSession, user_id: str) -> str:
 
 
 async def erase_user(*, uow: UnitOfWork, user_id: uuid.UUID) -> None:
-    """Delete the user's stored provider keys; usage rows hold only hashes and counts and stay for budgets."""
-    await uow.session.execute(delete(api_credentials).where(api_credentials.c.user_id == user_id))
+    """Delete the user's stored provider keys, usage log and budget rows, and report the erasure done."""
+    for table in (api_credentials, ai_usage, ai_budget_reservations, ai_budget):
+        await uow.session.execute(delete(table).where(table.c.user_id == user_id))
     uow.emit(
         "identity.user.erasure_completed", ev.UserErasureCompleted(user_id=str(user_id), context=CONTEXT)
     )

@@ -30,8 +30,16 @@ from yummi_gateway.responses import JSONBytes, dump_json
 
 log = get_logger(__name__)
 router = APIRouter(tags=["ai"])
-AI_PROBLEMS = {**AUTH_PROBLEMS, 404: PROBLEM, 422: PROBLEM, 429: PROBLEM, 501: PROBLEM}
-AI_DEADLINE_SECONDS = 60.0
+# 502: OpenAI (or the catalog, mid-suggestion) failed after the ai service's own retries.
+AI_PROBLEMS = {
+    **AUTH_PROBLEMS,
+    404: PROBLEM,
+    409: PROBLEM,
+    422: PROBLEM,
+    429: PROBLEM,
+    501: PROBLEM,
+    502: PROBLEM,
+}
 
 
 def _complete_request(body: CompleteIn, user_id: str) -> ai_pb2.CompleteRequest:
@@ -54,7 +62,7 @@ def _complete_request(body: CompleteIn, user_id: str) -> ai_pb2.CompleteRequest:
 async def complete(body: CompleteIn, user: CurrentUser, gateway: GatewayDep) -> Response:
     request = _complete_request(body, str(user.id))
     if not body.stream:
-        reply = await gateway.clients.ai.Complete(request, timeout=AI_DEADLINE_SECONDS)
+        reply = await gateway.clients.ai.Complete(request, timeout=gateway.settings.ai_grpc_deadline_seconds)
         return JSONBytes(
             dump_json(
                 {
@@ -65,7 +73,7 @@ async def complete(body: CompleteIn, user: CurrentUser, gateway: GatewayDep) -> 
                 }
             )
         )
-    call = gateway.clients.ai.StreamComplete(request, timeout=AI_DEADLINE_SECONDS)
+    call = gateway.clients.ai.StreamComplete(request, timeout=gateway.settings.ai_grpc_deadline_seconds)
     # Wait for the first chunk so a refused request still gets a proper problem status.
     iterator = call.__aiter__()
     try:
@@ -113,7 +121,8 @@ async def create_credential(body: CredentialIn, user: CurrentUser, gateway: Gate
     reply = await gateway.clients.ai.CreateCredential(
         ai_pb2.CreateCredentialRequest(
             user_id=str(user.id), provider=body.provider, label=body.label, api_key=body.api_key
-        )
+        ),
+        timeout=gateway.settings.ai_grpc_deadline_seconds,  # the key may be checked with the provider first
     )
     return JSONBytes(dump_json(serializers.credential(reply)), status_code=201)
 
@@ -163,7 +172,7 @@ async def usage(user: CurrentUser, gateway: GatewayDep) -> Response:
 async def basket_suggestions(body: SuggestIn, user: CurrentUser, gateway: GatewayDep) -> Response:
     reply = await gateway.clients.ai.SuggestBasket(
         ai_pb2.SuggestBasketRequest(user_id=str(user.id), text=body.text, user_key_id=body.user_key_id or ""),
-        timeout=AI_DEADLINE_SECONDS,
+        timeout=gateway.settings.ai_grpc_deadline_seconds,
     )
     items = [
         {"product": serializers.product(s.product), "quantity": s.quantity, "reason": s.reason}
