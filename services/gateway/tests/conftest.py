@@ -24,13 +24,15 @@ from yummi.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from yummi.common.v1 import common_pb2
 from yummi.orders.v1 import orders_pb2, orders_pb2_grpc
 from yummi.payments.v1 import payments_pb2, payments_pb2_grpc
-from yummi_common.errors import Conflict, InvalidArgument, NotFound, Unimplemented
+from yummi_common.errors import Conflict, InvalidArgument, NotFound, Unavailable, Unimplemented
 from yummi_common.grpc_server import ServerContextInterceptor
 from yummi_common.settings import Settings
 from yummi_common.timeutil import to_timestamp, utcnow
 
 # Standalone runs (without the repo's session plugin) get their own database and stream.
 os.environ.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/yummi_gateway_dev")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ.setdefault("REDIS_KEY_PREFIX", f"devgateway{uuid.uuid4().hex[:8]}:")
 os.environ.setdefault("NATS_STREAM", "DEV_GATEWAY")
 os.environ.setdefault("NATS_SUBJECT_PREFIX", "devgateway.events")
 os.environ.setdefault("ENVIRONMENT", "test")
@@ -65,6 +67,10 @@ class FakeState:
     checksums: set[str] = field(default_factory=set)
     itn_calls: list[payments_pb2.HandleItnRequest] = field(default_factory=list)
     last_list_request: catalog_pb2.ListProductsRequest | None = None
+    checksum: str = "c0ffee" * 10 + "beef"
+    place_order_calls: int = 0
+    place_order_delay: float = 0.0
+    place_order_failures: int = 0
 
     def find_product(self, ref: str) -> catalog_pb2.Product | None:
         return self.products.get(ref) or next(
@@ -83,7 +89,9 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
         items = [p for p in self.state.products.values() if not request.HasField("available") or p.available]
         items = items[: request.limit]
         next_cursor = "page2" if not request.cursor and len(items) == request.limit else ""
-        return catalog_pb2.ListProductsResponse(items=items, next_cursor=next_cursor, dataset_version="v1")
+        return catalog_pb2.ListProductsResponse(
+            items=items, next_cursor=next_cursor, dataset_version="v1", checksum_sha256=self.state.checksum
+        )
 
     async def GetProduct(self, request: Any, context: Any) -> catalog_pb2.Product:
         product = self.state.find_product(request.id)
@@ -133,6 +141,12 @@ class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
         self.state = state
 
     async def PlaceOrder(self, request: Any, context: Any) -> orders_pb2.Order:
+        self.state.place_order_calls += 1
+        if self.state.place_order_delay:
+            await asyncio.sleep(self.state.place_order_delay)
+        if self.state.place_order_failures:
+            self.state.place_order_failures -= 1
+            raise Unavailable("orders database is restarting")
         items = []
         for index, line in enumerate(request.items):
             product = self.state.find_product(line.product_id)
@@ -341,6 +355,10 @@ def make_settings(fake_services: FakeServices) -> Callable[..., Settings]:
             "admin_emails": ADMIN_EMAIL,
             "runner_emails": RUNNER_EMAIL,
             "cors_allowed_origins": "https://app.example.com",
+            # Generous budgets: the shared clients make many calls; the limit tests set their own.
+            "rate_limit_per_minute": 100_000,
+            "rate_limit_ai_per_minute": 100_000,
+            "rate_limit_ip_per_minute": 100_000,
         }
         values.update(overrides)
         return Settings(**values)
@@ -352,9 +370,8 @@ def make_settings(fake_services: FakeServices) -> Callable[..., Settings]:
 async def client(migrated: None, make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
     """The app (lifespan run) behind an in-process HTTP client."""
     from yummi_gateway.app import create_app
-    from yummi_gateway.config import GatewayConfig
 
-    app = create_app(make_settings(), GatewayConfig(trusted_proxies="10.0.0.0/8"))
+    app = create_app(make_settings(trusted_proxies="10.0.0.0/8"))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
@@ -389,16 +406,19 @@ def auth() -> Callable[..., dict[str, str]]:
 
 @pytest.fixture
 def app_client(migrated: None, make_settings: Callable[..., Settings]) -> Callable[..., Any]:
-    """`async with app_client(**settings_overrides) as http:` — a separate app with other settings."""
+    """`async with app_client(**settings_overrides) as http:` — a separate app with other settings.
+
+    `client_ip=` sets the socket peer the app sees (default 127.0.0.1).
+    """
     from contextlib import asynccontextmanager
 
     from yummi_gateway.app import create_app
 
     @asynccontextmanager
-    async def open_client(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async def open_client(client_ip: str = "127.0.0.1", **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
         app = create_app(make_settings(**overrides))
         async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
+            transport = httpx.ASGITransport(app=app, client=(client_ip, 40000))
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
                 yield http
 

@@ -125,11 +125,19 @@ class Settings(BaseSettings):
     sentry_traces_sample_rate: float = 0.0
     otel_exporter_otlp_endpoint: str | None = None
     otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    otel_traces_sampler_arg: float = Field(default=1.0, ge=0.0, le=1.0)  # share of new traces kept
     # Prometheus /metrics of a gRPC service: unset = its gRPC port + 1000 (catalog 51051), 0 = off.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_refresh_seconds: float = 15.0  # how often gauges read from the database (outbox backlog) refresh
 
     catalog_store_dir: str = ".state/catalog-store"  # the local dataset file store (relative to the working dir)
+    # Object storage for dataset files (S3, or R2/MinIO by endpoint URL); unset bucket = the local store.
+    # Credentials come from the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
+    catalog_s3_bucket: str | None = None
+    catalog_s3_endpoint_url: str | None = None
+    catalog_s3_region: str | None = None
+    catalog_s3_upload_expires_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+    catalog_retain_versions: int = Field(default=5, ge=0)  # non-live versions kept for rollback
 
     thin_slice_enabled: bool = True
     thin_runner_log_path: str = "data/thin-runner-log.txt"

@@ -9,8 +9,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from yummi_common.settings import Settings
-from yummi_gateway.bootstrap import start_gateway
-from yummi_gateway.config import CATALOG_IMPORT_BODY_LIMIT, DEFAULT_BODY_LIMIT, GatewayConfig
+from yummi_common.telemetry import TraceContextMiddleware
+from yummi_gateway.bootstrap import Gateway, start_gateway
+from yummi_gateway.compression import CompressionMiddleware
+from yummi_gateway.config import CATALOG_IMPORT_BODY_LIMIT, DEFAULT_BODY_LIMIT
 from yummi_gateway.entrypoints.routes import (
     admin,
     ai,
@@ -22,22 +24,23 @@ from yummi_gateway.entrypoints.routes import (
     payments,
     webhooks,
 )
+from yummi_gateway.idempotency import IdempotencyMiddleware
 from yummi_gateway.metrics import HttpMetrics
 from yummi_gateway.middleware import BodyLimitMiddleware, EdgeMiddleware
 from yummi_gateway.problems import install_problem_handlers
+from yummi_gateway.rate_limiting import RateLimitMiddleware
 from yummi_gateway.responses import JSONBytes
 
 UUID_SEGMENT = r"[^/]+"
 
 
-def create_app(settings: Settings, config: GatewayConfig | None = None) -> FastAPI:
-    """Build the gateway app; the lifespan connects to Postgres, NATS and the services."""
-    config = config or GatewayConfig()
+def create_app(settings: Settings) -> FastAPI:
+    """Build the gateway app; the lifespan connects to Postgres, NATS, Redis and the services."""
     metrics = HttpMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gateway = await start_gateway(settings, config, metrics)
+        gateway = await start_gateway(settings, metrics)
         app.state.gateway = gateway
         try:
             yield
@@ -63,15 +66,22 @@ def create_app(settings: Settings, config: GatewayConfig | None = None) -> FastA
         app.include_router(health.thin_router())
         app.include_router(catalog.thin_router())
 
-    # Added innermost first: Edge (outermost) → CORS → body limits → FastAPI's exception layer → routes.
+    def current_gateway() -> Gateway:
+        return app.state.gateway  # type: ignore[no-any-return]
+
+    # Added innermost first. Outermost → innermost: Edge → compression → CORS (so 429s carry CORS headers)
+    # → rate limits (identify the caller once) → body limits → Idempotency-Key (reads the capped body)
+    # → FastAPI's exception layer → routes.
+    app.add_middleware(IdempotencyMiddleware, gateway=current_gateway)
     app.add_middleware(
         BodyLimitMiddleware,
         default_limit=DEFAULT_BODY_LIMIT,
         limits=[
             ("POST", "/v1/admin/catalog/import", CATALOG_IMPORT_BODY_LIMIT),
-            ("PUT", rf"/v1/admin/datasets/{UUID_SEGMENT}/file", config.dataset_upload_max_bytes),
+            ("PUT", rf"/v1/admin/datasets/{UUID_SEGMENT}/file", settings.dataset_upload_max_bytes),
         ],
     )
+    app.add_middleware(RateLimitMiddleware, gateway=current_gateway)
     origins = settings.cors_origins
     if origins:
         app.add_middleware(
@@ -79,15 +89,27 @@ def create_app(settings: Settings, config: GatewayConfig | None = None) -> FastA
             allow_origins=origins,
             allow_credentials=False,  # bearer tokens, no cookies: credentials mode is never needed
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "If-None-Match",
+                "X-Request-ID",
+            ],
             expose_headers=[
                 "X-Request-ID",
                 "Retry-After",
                 "RateLimit-Limit",
                 "RateLimit-Remaining",
                 "RateLimit-Reset",
+                "RateLimit-Policy",
+                "Idempotent-Replayed",
+                "ETag",
             ],
             max_age=600,
         )
+    app.add_middleware(CompressionMiddleware)
     app.add_middleware(EdgeMiddleware, metrics=metrics, hsts=not dev)
+    # Outermost: an incoming traceparent is the context of the whole request, its access-log line included.
+    app.add_middleware(TraceContextMiddleware)
     return app

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
+from svix.webhooks import Webhook
+
 from yummi_common.db import UnitOfWork
 from yummi_common.logging import get_logger
 from yummi_common.service import Runtime
 from yummi_common.settings import Settings
 from yummi_gateway.adapters.clerk import ClerkVerifier, JwksCache
+from yummi_gateway.adapters.clerk_webhooks import clerk_webhook_verifier
 from yummi_gateway.adapters.grpc_clients import ServiceClients
+from yummi_gateway.adapters.idempotency_store import RedisIdempotencyStore
+from yummi_gateway.adapters.rate_limiter import RedisRateLimiter
+from yummi_gateway.adapters.redis_client import RedisGuard, connect_redis
 from yummi_gateway.adapters.tables import messaging, metadata
-from yummi_gateway.config import GatewayConfig
+from yummi_gateway.domain.rate_limits import Limits
 from yummi_gateway.metrics import HttpMetrics
 from yummi_gateway.service_layer.users import UserCache
 
@@ -20,14 +27,18 @@ log = get_logger(__name__)
 
 @dataclass
 class Gateway:
-    """What route handlers reach through `request.app.state.gateway`."""
+    """What route handlers and the edge middleware reach through `app.state.gateway`."""
 
     settings: Settings
-    config: GatewayConfig
     runtime: Runtime
     clients: ServiceClients
     verifier: ClerkVerifier | None
     metrics: HttpMetrics
+    limits: Limits
+    redis: Redis | None = None
+    limiter: RedisRateLimiter | None = None
+    idempotency: RedisIdempotencyStore | None = None
+    clerk_webhook: Webhook | None = None
     users: UserCache = field(default_factory=UserCache)
 
     def uow(self) -> UnitOfWork:
@@ -37,6 +48,8 @@ class Gateway:
         await self.clients.close()
         if self.verifier is not None:
             await self.verifier.jwks.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await self.runtime.close()
 
 
@@ -54,15 +67,37 @@ def build_verifier(settings: Settings) -> ClerkVerifier | None:
     )
 
 
-async def start_gateway(settings: Settings, config: GatewayConfig, metrics: HttpMetrics) -> Gateway:
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        per_user=settings.rate_limit_per_minute,
+        per_user_ai=settings.rate_limit_ai_per_minute,
+        per_ip=settings.rate_limit_ip_per_minute,
+    )
+
+
+async def start_gateway(settings: Settings, metrics: HttpMetrics) -> Gateway:
+    # Configuration errors fail the start, before any connection is opened.
+    clerk_webhook = (
+        clerk_webhook_verifier(settings.clerk_webhook_secret) if settings.clerk_webhook_secret else None
+    )
     runtime = await Runtime.start(service="gateway", settings=settings, metadata=metadata, tables=messaging)
     gateway = Gateway(
         settings=settings,
-        config=config,
         runtime=runtime,
         clients=ServiceClients.connect(settings),
         verifier=build_verifier(settings),
         metrics=metrics,
+        limits=limits_from(settings),
+        clerk_webhook=clerk_webhook,
     )
+    if settings.redis_url:
+        # Connects lazily: a Redis that is down fails requests by policy (see rate_limiting, idempotency).
+        gateway.redis = connect_redis(settings.redis_url)
+        guard = RedisGuard()
+        prefix = settings.redis_key_prefix
+        gateway.limiter = RedisRateLimiter(gateway.redis, key_prefix=prefix, guard=guard)
+        gateway.idempotency = RedisIdempotencyStore(gateway.redis, key_prefix=prefix, guard=guard)
+    else:
+        log.warning("no REDIS_URL: rate limits are off and requests with an Idempotency-Key are refused")
     log.info("gateway started", environment=settings.environment, dev_auth=settings.dev_auth_allowed)
     return gateway

@@ -6,10 +6,9 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-from yummi_common import migrations
+from yummi_common import metrics, migrations, telemetry
 from yummi_common.logging import configure_logging, get_logger
 from yummi_common.settings import Settings, get_settings
-from yummi_gateway.config import GatewayConfig
 
 log = get_logger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -28,9 +27,8 @@ def serve(settings: Settings) -> None:
 
     if settings.should_migrate_on_start:
         migrate(settings)
-    config = GatewayConfig()
     uvicorn.run(
-        create_app(settings, config),
+        create_app(settings),
         host="0.0.0.0",  # noqa: S104 - the gateway is the public edge
         port=settings.gateway_port,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
@@ -49,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(service="gateway", json=settings.log_json, level=settings.log_level)
+    if args.command == "serve":
+        telemetry.init_telemetry("gateway", settings)  # before the app: FastAPI traces once a provider is set
+        metrics.set_build_info("gateway", settings.version)
     if args.command == "migrate":
         migrate(settings)
     else:

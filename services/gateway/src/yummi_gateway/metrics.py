@@ -1,8 +1,12 @@
-"""Prometheus metrics of the HTTP edge: requests and latency by route template and status."""
+"""Prometheus metrics of the HTTP edge: requests and latency by route template and status.
+
+`/metrics` also shows the process-wide registry of yummi_common.metrics (gRPC client calls, the database pool,
+the outbox, the process itself).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -15,7 +19,6 @@ class HttpMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
         self.requests = Counter(
             "yummi_gateway_http_requests_total",
             "HTTP requests answered, by route template and status.",
@@ -36,4 +39,4 @@ class HttpMetrics:
         self.latency.labels(*labels).observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + generate_latest(REGISTRY)

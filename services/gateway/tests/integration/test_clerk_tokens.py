@@ -230,3 +230,86 @@ async def test_the_app_accepts_clerk_tokens_and_answers_503_when_keys_cannot_be_
         down = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
         assert down.status_code == 503
         assert down.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_tampered_payload_is_refused(jwks_server: JwksServer, key_a: Any) -> None:
+    v = verifier(jwks_server)
+    header, payload, signature = mint(key_a[0], "key-a").split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    forged = f"{header}.{b64({**claims, 'sub': 'user_admin'})}.{signature}"
+    with pytest.raises(InvalidToken, match="signature"):
+        await verify(v, forged)
+    await v.jwks.close()
+
+
+async def test_jwks_unreachable_with_cached_keys_still_verifies(jwks_server: JwksServer, key_a: Any) -> None:
+    now = [1000.0]
+    v = verifier(jwks_server, clock=lambda: now[0])
+    await verify(v, mint(key_a[0], "key-a"))
+    jwks_server.up = False
+    now[0] += 3601  # the cached set is past its age: a refetch is tried, fails, and the old keys serve on
+    assert (await verify(v, mint(key_a[0], "key-a")))["sub"] == "user_clerk_1"
+    assert jwks_server.hits == 2
+    await v.jwks.close()
+
+
+GARBAGE_TOKENS = [
+    "",
+    "a",
+    "a.b",
+    "a.b.c",
+    "....",
+    "..",
+    "e30.e30.",  # {} . {} .
+    "W10.e30.c2ln",  # a header that is a JSON array
+    f"{b64({'alg': 'RS256'})}.e30.c2ln",  # no kid
+    f"{b64({'alg': 'RS256', 'kid': 7})}.e30.c2ln",  # a kid that is not a string
+    f"{b64({'alg': 'RS256', 'kid': 'key-a'})}.!!!.???",
+    f"{b64({'alg': 'RS256', 'kid': 'key-a'})}.e30.c2ln",  # a signature of the wrong size
+    f"{b64({'alg': 'RS512', 'kid': 'key-a'})}.e30.c2ln",
+    f"{b64({'alg': 'ES256', 'kid': 'key-a'})}.e30.c2ln",
+    f"{b64({'alg': 'None'})}.{b64({'sub': 'x'})}.",
+    f"{b64({'alg': 'RS256', 'kid': 'k' * 5000})}.e30.c2ln",
+    "\u00e9\u00e8.\u00e0.\u00fc",
+    "x" * 8193,  # over the token size limit
+]
+
+
+async def test_garbage_and_oversized_tokens_are_401_never_500(
+    app_client: Callable[..., Any], jwks_server: JwksServer
+) -> None:
+    settings = {"auth_disable_verification": False, "clerk_issuer": ISSUER, "clerk_jwks_url": jwks_server.url}
+    async with app_client(**settings) as http:
+        for token in GARBAGE_TOKENS:
+            response = await http.get("/v1/me", headers={"Authorization": f"Bearer {token}".encode()})
+            assert response.status_code == 401, (token[:80], response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_an_oversized_authorization_header_is_401(app_client: Callable[..., Any]) -> None:
+    async with app_client() as http:
+        response = await http.get("/v1/me", headers={"Authorization": "Bearer " + "a" * 100_000})
+    assert response.status_code == 401
+    assert "too long" in response.headers["www-authenticate"]
+
+
+async def test_hs256_signed_with_the_public_key_is_refused_by_the_app(
+    app_client: Callable[..., Any], jwks_server: JwksServer, key_a: Any
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    public_pem = (
+        key_a[0]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    header = b64({"alg": "HS256", "kid": "key-a", "typ": "JWT"})
+    payload = b64({"sub": "user_x", "iss": ISSUER, "iat": int(time.time()), "exp": int(time.time()) + 60})
+    mac = hmac.new(public_pem, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    forged = f"{header}.{payload}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    settings = {"auth_disable_verification": False, "clerk_issuer": ISSUER, "clerk_jwks_url": jwks_server.url}
+    async with app_client(**settings) as http:
+        response = await http.get("/v1/me", headers={"Authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+    assert "algorithm" in response.headers["www-authenticate"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Annotated
 
@@ -12,17 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from yummi_common.logging import get_logger
 from yummi_gateway.adapters.clerk import KeysUnavailable
 from yummi_gateway.bootstrap import Gateway
-from yummi_gateway.domain.identity import (
-    Identity,
-    InvalidToken,
-    MissingToken,
-    User,
-    bearer_token,
-    identity_from_claims,
-    parse_dev_token,
-    roles_for,
-    token_header,
-)
+from yummi_gateway.caller import current_caller, verify_caller
+from yummi_gateway.domain.identity import Identity, InvalidToken, MissingToken, User, roles_for
 from yummi_gateway.middleware import note_user
 from yummi_gateway.service_layer.users import ensure_user
 
@@ -51,19 +41,14 @@ def unauthorized(description: str | None) -> HTTPException:
 
 async def authenticate(request: Request, gateway: Gateway) -> Identity:
     """The verified caller: a Clerk RS256 token, or an unsigned dev token when dev auth is allowed."""
+    caller = current_caller()
     try:
-        token = bearer_token(request.headers.get("authorization"))
-        header = token_header(token)
-        alg = header.get("alg")
-        if isinstance(alg, str) and alg.lower() == "none":
-            if not gateway.settings.dev_auth_allowed:
-                raise InvalidToken("unsigned tokens are not accepted")
-            claims = parse_dev_token(token, now=time.time())
-        elif gateway.verifier is None:
-            raise InvalidToken("signed tokens cannot be verified: no issuer is configured")
-        else:
-            claims = await gateway.verifier.verify(token, header)
-        return identity_from_claims(claims)
+        # The edge middleware verified this request's token already: reuse its finding.
+        if caller is not None and caller.identity is not None:
+            return caller.identity
+        if caller is not None and caller.failure is not None:
+            raise caller.failure
+        return await verify_caller(gateway, request.headers.get("authorization"))
     except MissingToken:
         raise unauthorized(None) from None
     except InvalidToken as exc:

@@ -1,20 +1,30 @@
-"""The public catalog: product pages, the thin slice's bare list, and one product."""
+"""The public catalog: product pages (cacheable per dataset and query), the thin slice's list, one product."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.responses import Response
 
 from yummi.catalog.v1 import catalog_pb2
+from yummi_gateway.bootstrap import Gateway
+from yummi_gateway.domain.http_caching import etag_matches, weak_etag
 from yummi_gateway.entrypoints import serializers
 from yummi_gateway.entrypoints.deps import GatewayDep
 from yummi_gateway.entrypoints.schemas import PROBLEM, Product, ProductPage
 from yummi_gateway.responses import JSONBytes, dump_json
 
 router = APIRouter(tags=["catalog"])
-CATALOG_PROBLEMS: dict[int | str, dict[str, Any]] = {422: PROBLEM, 503: PROBLEM}
+NOT_MODIFIED: dict[str, Any] = {"description": "Not modified: If-None-Match named the current ETag"}
+CATALOG_PROBLEMS: dict[int | str, dict[str, Any]] = {304: NOT_MODIFIED, 422: PROBLEM, 503: PROBLEM}
+# A dataset version never changes once indexed, so a page is named by the dataset's checksum and the query;
+# a minute of staleness after an activation is the price of letting clients and CDNs keep pages.
+CACHEABLE = "public, max-age=60"
+NOT_CACHEABLE = "no-store"
 
 Retailer = Annotated[str | None, Query(max_length=64)]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -24,40 +34,36 @@ Search = Annotated[str | None, Query(max_length=200)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
 
-async def _list_products(
-    gateway: GatewayDep,
-    *,
-    retailer: str | None,
-    limit: int,
-    random: bool,
-    dataset_version: str | None,
-    category: str | None,
-    available: bool | None,
-    q: str | None,
-    cursor: str | None,
-) -> catalog_pb2.ListProductsResponse:
-    request = catalog_pb2.ListProductsRequest(
-        retailer=retailer or "",
-        limit=limit,
-        random=random,
-        dataset_version=dataset_version or "",
-        category=category or "",
-        q=(q or "").strip(),
-        cursor=cursor or "",
-    )
-    if available is not None:
-        request.available = available
-    return await gateway.clients.catalog.ListProducts(request)  # type: ignore[no-any-return]
+@dataclasses.dataclass(frozen=True)
+class CatalogQuery:
+    retailer: str | None
+    limit: int
+    random: bool
+    dataset_version: str | None
+    category: str | None
+    available: bool | None
+    q: str | None
+    cursor: str | None
+
+    def request(self) -> catalog_pb2.ListProductsRequest:
+        message = catalog_pb2.ListProductsRequest(
+            retailer=self.retailer or "",
+            limit=self.limit,
+            random=self.random,
+            dataset_version=self.dataset_version or "",
+            category=self.category or "",
+            q=(self.q or "").strip(),
+            cursor=self.cursor or "",
+        )
+        if self.available is not None:
+            message.available = self.available
+        return message
+
+    def canonical(self) -> str:
+        return orjson.dumps(dataclasses.asdict(self), option=orjson.OPT_SORT_KEYS).decode()
 
 
-@router.get(
-    "/v1/catalog",
-    response_model=ProductPage,
-    responses=CATALOG_PROBLEMS,
-    summary="A page of the live catalog",
-)
-async def list_catalog(
-    gateway: GatewayDep,
+async def catalog_query(
     retailer: Retailer = None,
     limit: Limit = 50,
     random: bool = False,
@@ -66,24 +72,57 @@ async def list_catalog(
     available: bool | None = None,
     q: Search = None,
     cursor: Cursor = None,
+) -> CatalogQuery:
+    return CatalogQuery(retailer, limit, random, dataset_version, category, available, q, cursor)
+
+
+CatalogQueryDep = Annotated[CatalogQuery, Depends(catalog_query)]
+
+
+def _cacheable(request: Request, etag: str | None, render: Callable[[], bytes]) -> Response:
+    """304 when If-None-Match names our ETag (nothing is rendered), else the body with its validator."""
+    headers = {"Cache-Control": CACHEABLE}
+    if etag is not None:
+        headers["ETag"] = etag
+        if etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+    return JSONBytes(render(), headers=headers)
+
+
+async def _page(
+    request: Request, gateway: Gateway, query: CatalogQuery, *, shape: str, render: Callable[[Any], Any]
 ) -> Response:
-    page = await _list_products(
-        gateway,
-        retailer=retailer,
-        limit=limit,
-        random=random,
-        dataset_version=dataset_version,
-        category=category,
-        available=available,
-        q=q,
-        cursor=cursor,
-    )
-    body = {
+    """Pages of a dataset are cacheable (weak ETag of its checksum and the query); random picks are not."""
+    page = await gateway.clients.catalog.ListProducts(query.request())
+    if query.random:
+        return JSONBytes(dump_json(render(page)), headers={"Cache-Control": NOT_CACHEABLE})
+    dataset = page.checksum_sha256 or page.dataset_version
+    etag = weak_etag(shape, gateway.settings.version, dataset, query.canonical()) if dataset else None
+    return _cacheable(request, etag, lambda: dump_json(render(page)))
+
+
+def _product_page(page: catalog_pb2.ListProductsResponse) -> dict[str, Any]:
+    return {
         "items": [serializers.product(p) for p in page.items],
         "next_cursor": page.next_cursor or None,
         "dataset_version": page.dataset_version or None,
     }
-    return JSONBytes(dump_json(body))
+
+
+def _bare_list(page: catalog_pb2.ListProductsResponse) -> list[dict[str, Any]]:
+    return [serializers.product(p) for p in page.items]
+
+
+@router.get(
+    "/v1/catalog",
+    response_model=ProductPage,
+    responses=CATALOG_PROBLEMS,
+    summary="A page of the live catalog",
+    description="Cacheable: `ETag` (weak) and `Cache-Control: public, max-age=60`; `If-None-Match` → 304. "
+    "`random=true` answers are `no-store`.",
+)
+async def list_catalog(request: Request, gateway: GatewayDep, query: CatalogQueryDep) -> Response:
+    return await _page(request, gateway, query, shape="catalog", render=_product_page)
 
 
 def thin_router() -> APIRouter:
@@ -95,29 +134,8 @@ def thin_router() -> APIRouter:
         responses=CATALOG_PROBLEMS,
         summary="The live catalog as a bare list (thin-slice app)",
     )
-    async def list_thin_catalog(
-        gateway: GatewayDep,
-        retailer: Retailer = None,
-        limit: Limit = 50,
-        random: bool = False,
-        dataset_version: DatasetVersion = None,
-        category: Category = None,
-        available: bool | None = None,
-        q: Search = None,
-        cursor: Cursor = None,
-    ) -> Response:
-        page = await _list_products(
-            gateway,
-            retailer=retailer,
-            limit=limit,
-            random=random,
-            dataset_version=dataset_version,
-            category=category,
-            available=available,
-            q=q,
-            cursor=cursor,
-        )
-        return JSONBytes(dump_json([serializers.product(p) for p in page.items]))
+    async def list_thin_catalog(request: Request, gateway: GatewayDep, query: CatalogQueryDep) -> Response:
+        return await _page(request, gateway, query, shape="thin", render=_bare_list)
 
     return thin
 
@@ -125,11 +143,12 @@ def thin_router() -> APIRouter:
 @router.get(
     "/v1/products/{product_id}",
     response_model=Product,
-    responses={404: PROBLEM, 503: PROBLEM},
+    responses={304: NOT_MODIFIED, 404: PROBLEM, 503: PROBLEM},
     summary="One product, by its id (UUID) or its retailer product_id",
 )
-async def get_product(gateway: GatewayDep, product_id: str) -> Response:
+async def get_product(request: Request, gateway: GatewayDep, product_id: str) -> Response:
     if not product_id or len(product_id) > 128:
         raise HTTPException(404, "product not found")
     product = await gateway.clients.catalog.GetProduct(catalog_pb2.GetProductRequest(id=product_id))
-    return JSONBytes(dump_json(serializers.product(product)))
+    body = dump_json(serializers.product(product))
+    return _cacheable(request, weak_etag("product", body.decode()), lambda: body)

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from yummi.payments.v1 import payments_pb2
 from yummi_common.logging import get_logger
-from yummi_gateway.domain.client_ip import resolve_client_ip
+from yummi_gateway.caller import client_ip_of
 from yummi_gateway.entrypoints import serializers
 from yummi_gateway.entrypoints.deps import JSON_BODY, CurrentUser, GatewayDep
 from yummi_gateway.entrypoints.schemas import (
@@ -100,10 +100,7 @@ async def _payfast_itn(request: Request, gateway: GatewayDep) -> Response:
     if media != FORM_MEDIA_TYPE:
         raise HTTPException(415, f"Send the notification as {FORM_MEDIA_TYPE}.")
     raw = await request.body()
-    peer = request.client.host if request.client else ""
-    client_ip = resolve_client_ip(
-        peer, request.headers.getlist("x-forwarded-for"), gateway.config.trusted_proxy_networks
-    )
+    client_ip = client_ip_of(request.scope, gateway.settings.trusted_proxy_networks)
     try:
         reply = await gateway.clients.payments.HandleItn(
             payments_pb2.HandleItnRequest(raw_body=raw, client_ip=client_ip)

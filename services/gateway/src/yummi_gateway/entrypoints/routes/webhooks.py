@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -10,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
 from yummi_common.logging import get_logger
-from yummi_gateway.domain.webhooks import InvalidWebhook, verify_svix, webhook_secret_bytes
+from yummi_gateway.adapters.clerk_webhooks import InvalidWebhook, verify_clerk_webhook
 from yummi_gateway.entrypoints.deps import GatewayDep, is_json_media_type
 from yummi_gateway.entrypoints.schemas import PROBLEM
 from yummi_gateway.responses import JSONBytes
@@ -39,22 +38,14 @@ def primary_email(data: dict[str, Any]) -> str | None:
     summary="Clerk user webhooks (Svix-signed)",
 )
 async def clerk_webhook(request: Request, gateway: GatewayDep) -> Response:
-    secret = gateway.settings.clerk_webhook_secret
-    if not secret:
+    verifier = gateway.clerk_webhook
+    if verifier is None:
         raise HTTPException(503, "Clerk webhooks are not configured.")
     if not is_json_media_type(request.headers.get("content-type")):
         raise HTTPException(415, "Send the webhook as application/json.")
     body = await request.body()
-    msg_id = request.headers.get("svix-id")
     try:
-        verify_svix(
-            key=webhook_secret_bytes(secret),
-            msg_id=msg_id,
-            timestamp=request.headers.get("svix-timestamp"),
-            signatures=request.headers.get("svix-signature"),
-            body=body,
-            now=time.time(),
-        )
+        verify_clerk_webhook(verifier, body=body, headers=request.headers)
     except InvalidWebhook as exc:
         log.warning("clerk webhook refused", reason=str(exc))
         raise HTTPException(401, "The webhook signature is not valid.") from None
