@@ -13,14 +13,18 @@ from typing import Any
 import httpx
 import pytest
 
+from yummi_ai.fake_openai import FakeOpenAI
 from yummi_devstack import SERVICE_NAMES, ServiceGroup, start_services
 from yummi_devstack.infra import free_port
 from yummi_devstack.pytest_plugin import SessionInfra
 from yummi_devstack.tokens import dev_auth_headers
 
+from .otlp_collector import OtlpCollector
+
 SERVICES_START_TIMEOUT = 100.0  # below the per-test timeout, so a slow start fails with the services' logs
 ADMIN_EMAIL = "admin@e2e.example"
 RUNNER_EMAIL = "runner@e2e.example"
+E2E_OPENAI_KEY = "sk-e2e-server-key-0000"
 
 
 @dataclass
@@ -64,8 +68,27 @@ def payfast_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 
 @pytest.fixture(scope="session")
+def otlp_collector() -> Iterator[OtlpCollector]:
+    """Where the stack's services export their spans (OTLP/HTTP), for the tracing tests."""
+    collector = OtlpCollector()
+    yield collector
+    collector.close()
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """The OpenAI-compatible server the ai service calls instead of OpenAI (tests script its answers)."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
 def stack(
-    yummi_infra: SessionInfra, payfast_simulator: str, tmp_path_factory: pytest.TempPathFactory
+    yummi_infra: SessionInfra,
+    payfast_simulator: str,
+    fake_openai: FakeOpenAI,
+    otlp_collector: OtlpCollector,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("service-logs")
     env = {
@@ -76,6 +99,17 @@ def stack(
         "PAYFAST_VALIDATE_URL": f"{payfast_simulator}/eng/query/validate",
         "PAYFAST_VALID_HOSTS": "127.0.0.1",
         "ORDER_LEASE_SECONDS": "30",
+        "OPENAI_BASE_URL": fake_openai.base_url,
+        "OPENAI_API_KEY": E2E_OPENAI_KEY,
+        # The suites poll and browse from one address faster than a person would; the limits themselves are
+        # covered by the gateway's own tests.
+        "RATE_LIMIT_PER_MINUTE": "100000",
+        "RATE_LIMIT_IP_PER_MINUTE": "100000",
+        "RATE_LIMIT_AI_PER_MINUTE": "100000",
+        # Tracing on, exported in small batches; gauges read from the database refresh every second.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_collector.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "METRICS_REFRESH_SECONDS": "1",
     }
     services = start_services(env, SERVICE_NAMES, log_dir, timeout=SERVICES_START_TIMEOUT)
     try:

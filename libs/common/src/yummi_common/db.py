@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from yummi_common.context import current_request_id
 from yummi_common.settings import Settings
+from yummi_common.telemetry import inject
 
 
 def create_engine(settings: Settings, service: str) -> AsyncEngine:
@@ -70,12 +71,15 @@ class UnitOfWork:
 
         check_event_body(event_type, body)
         eid = event_id or uuid.uuid4()
+        headers = {"x-request-id": current_request_id(), "ce-source": self._source}
+        # The producing span's context: the relay and the consumers continue this trace.
+        inject(headers)
         self._pending_events.append(
             {
                 "id": eid,
                 "event_type": event_type,
                 "payload": body.SerializeToString(),
-                "headers": {"x-request-id": current_request_id(), "ce-source": self._source},
+                "headers": headers,
             }
         )
         return eid

@@ -1,7 +1,9 @@
-"""gRPC server plumbing: request-id and error-mapping interceptor, health, reflection, graceful stop."""
+"""gRPC server plumbing: request-id, tracing, metrics and error-mapping interceptor, health, reflection."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -11,7 +13,9 @@ import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import SpanKind
 
+from yummi_common import metrics, telemetry
 from yummi_common.context import REQUEST_ID_METADATA_KEY, request_id, sanitize_request_id
 from yummi_common.errors import YummiError
 from yummi_common.logging import get_logger
@@ -38,7 +42,11 @@ async def _abort(context: grpc.aio.ServicerContext, exc: YummiError) -> None:
 
 
 class ServerContextInterceptor(grpc.aio.ServerInterceptor):
-    """Restores the caller's request id and turns domain errors into status codes (unknown ones into INTERNAL)."""
+    """Restores the caller's request id and trace context, turns domain errors into status codes (unknown ones
+    into INTERNAL), and records each call: metrics, a server span, and one DEBUG log line (`rpc`).
+
+    The per-call line is DEBUG: the gateway already logs each request at INFO, and failures log on their own.
+    """
 
     async def intercept_service(
         self,
@@ -51,6 +59,7 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
         metadata = dict(handler_call_details.invocation_metadata or ())
         rid = sanitize_request_id(metadata.get(REQUEST_ID_METADATA_KEY))
         method = handler_call_details.method
+        traced = not method.startswith(UNTRACED_PREFIXES)
 
         if handler.unary_unary or handler.stream_unary:
             inner = handler.unary_unary or handler.stream_unary
@@ -58,20 +67,29 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 token = request_id.set(rid)
                 started = time.perf_counter()
-                try:
-                    return await inner(request, context)
-                except YummiError as exc:
-                    await _abort(context, exc)
-                except grpc.aio.AbortError:
-                    raise
-                except NotImplementedError:
-                    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
-                except Exception:
-                    log.exception("unhandled error in rpc", method=method)
-                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-                finally:
-                    log.debug("rpc", method=method, ms=round((time.perf_counter() - started) * 1000, 2))
-                    request_id.reset(token)
+                code = "OK"
+                with _server_span(method, metadata, traced) as span:
+                    try:
+                        return await inner(request, context)
+                    except YummiError as exc:
+                        code = exc.code
+                        await _abort(context, exc)
+                    except grpc.aio.AbortError:
+                        code = _code_of(context)
+                        raise
+                    except NotImplementedError:
+                        code = "UNIMPLEMENTED"
+                        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+                    except asyncio.CancelledError:
+                        code = "CANCELLED"
+                        raise
+                    except Exception:
+                        code = "INTERNAL"
+                        log.exception("unhandled error in rpc", method=method)
+                        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                    finally:
+                        _record(method, code, started, span, request)
+                        request_id.reset(token)
 
             factory = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
             return factory(
@@ -84,20 +102,31 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             token = request_id.set(rid)
-            try:
-                async for item in inner_stream(request, context):
-                    yield item
-            except YummiError as exc:
-                await _abort(context, exc)
-            except grpc.aio.AbortError:
-                raise
-            except NotImplementedError:
-                await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
-            except Exception:
-                log.exception("unhandled error in streaming rpc", method=method)
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-            finally:
-                request_id.reset(token)
+            started = time.perf_counter()
+            code = "OK"
+            with _server_span(method, metadata, traced) as span:
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                except YummiError as exc:
+                    code = exc.code
+                    await _abort(context, exc)
+                except grpc.aio.AbortError:
+                    code = _code_of(context)
+                    raise
+                except NotImplementedError:
+                    code = "UNIMPLEMENTED"
+                    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+                except (asyncio.CancelledError, GeneratorExit):
+                    code = "CANCELLED"
+                    raise
+                except Exception:
+                    code = "INTERNAL"
+                    log.exception("unhandled error in streaming rpc", method=method)
+                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                finally:
+                    _record(method, code, started, span, request)
+                    request_id.reset(token)
 
         factory = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
         return factory(
@@ -105,6 +134,40 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+# Probes and tooling: measured, but no spans (a health check every few seconds is noise in a trace store).
+UNTRACED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+def _server_span(method: str, metadata: dict[str, Any], traced: bool) -> Any:
+    if not traced or not (telemetry.tracing_enabled() or telemetry.TRACEPARENT in metadata):
+        return _NO_SPAN
+    attributes = telemetry.rpc_attributes(method)
+    name = method.lstrip("/")
+    return telemetry.continue_trace(name, carrier=metadata, kind=SpanKind.SERVER, attributes=attributes)
+
+
+_NO_SPAN = contextlib.nullcontext()
+
+
+def _code_of(context: grpc.aio.ServicerContext) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+def _record(method: str, code: str, started: float, span: Any, request: Any) -> None:
+    seconds = time.perf_counter() - started
+    metrics.GRPC_SERVER.observe(method, code, seconds)
+    if span is not None:
+        telemetry.set_rpc_status(span, code, server=True)
+    log.debug(
+        "rpc",
+        method=method,
+        code=code,
+        ms=round(seconds * 1000, 2),
+        user_id=getattr(request, "user_id", None) or None,
+    )
 
 
 def listen_address(addr: str) -> str:

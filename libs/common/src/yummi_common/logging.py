@@ -1,13 +1,15 @@
-"""Structured logs: JSON lines (or console), with the request id bound and secrets redacted."""
+"""Structured logs: JSON lines (or console), with the request id and trace ids bound and secrets redacted."""
 
 from __future__ import annotations
 
 import logging
 import re
 import sys
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 from yummi_common.context import request_id
 
@@ -16,26 +18,78 @@ SENSITIVE_KEYS = re.compile(
     r"cookie|set-cookie|master_key|dek|enc_key)",
     re.IGNORECASE,
 )
+# Keys the pattern above would catch that hold no secret (ids and token counts).
+SAFE_KEYS = frozenset(
+    {"event", "trace_id", "span_id", "prompt_tokens", "completion_tokens", "total_tokens", "max_tokens"}
+)
 BEARER = re.compile(r"(?i)bearer\s+[a-z0-9\-_\.=]+")
+# Credentials that show up inside free text (an exception message, a URL): API keys and JWTs.
+SECRET_TEXT = re.compile(
+    r"\bsk-[A-Za-z0-9_\-]{16,}|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"
+)
 REDACTED = "[redacted]"
+
+
+def scrub_text(text: str) -> str:
+    """Mask bearer tokens, API keys and JWTs inside a string."""
+    text = BEARER.sub("Bearer " + REDACTED, text)
+    return SECRET_TEXT.sub(REDACTED, text)
 
 
 def redact_value(key: str, value: Any) -> Any:
     """Redact a value when its key names a secret; recurse into mappings and lists."""
-    if SENSITIVE_KEYS.search(key):
+    if key not in SAFE_KEYS and SENSITIVE_KEYS.search(key):
         return REDACTED
     if isinstance(value, dict):
         return {k: redact_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_value(key, v) for v in value]
     if isinstance(value, str):
-        return BEARER.sub("Bearer " + REDACTED, value)
+        return scrub_text(value)
     return value
 
 
 def redact_secrets(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    """structlog processor: never let a secret, token or prompt reach a log line."""
-    return {k: (v if k == "event" else redact_value(k, v)) for k, v in event_dict.items()}
+    """structlog processor: never let a secret, token or prompt reach a log line (the message included)."""
+    return {k: redact_value(k, v) for k, v in event_dict.items()}
+
+
+def redact_exception(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor, after the traceback is rendered: mask credentials quoted in it."""
+    exception = event_dict.get("exception")
+    if isinstance(exception, str):
+        event_dict["exception"] = scrub_text(exception)
+    return event_dict
+
+
+def add_trace_ids(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: the current span's `trace_id` and `span_id` (hex), when a trace is active."""
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event_dict.setdefault("trace_id", format(ctx.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(ctx.span_id, "016x"))
+    return event_dict
+
+
+ErrorReporter = Callable[[Mapping[str, Any]], None]
+_error_reporter: list[ErrorReporter] = []
+
+
+def set_error_reporter(reporter: ErrorReporter | None) -> None:
+    """Send error-level events to `reporter` too (Sentry, see yummi_common.telemetry); None stops it."""
+    _error_reporter[:] = [reporter] if reporter is not None else []
+
+
+def report_errors(_logger: Any, name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: hand error-level events (already redacted) to the error reporter, if any."""
+    if _error_reporter and name in ("error", "critical", "exception"):
+        try:
+            _error_reporter[0](event_dict)
+        except Exception:  # noqa: BLE001, S110 - reporting must never break logging
+            pass
+    return event_dict
 
 
 def add_request_id(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -54,12 +108,19 @@ def configure_logging(*, service: str, json: bool = True, level: str = "INFO") -
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,
+        add_trace_ids,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[
+            *shared,
+            report_errors,
+            structlog.processors.format_exc_info,
+            redact_exception,
+            renderer,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
@@ -68,7 +129,12 @@ def configure_logging(*, service: str, json: bool = True, level: str = "INFO") -
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_exception,
+                renderer,
+            ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )

@@ -16,7 +16,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from yummi_common import migrations
+from yummi_common import metrics, migrations, telemetry
 from yummi_common.db import UnitOfWork, create_engine, create_session_factory
 from yummi_common.logging import configure_logging, get_logger
 from yummi_common.messaging.consumer import ConsumerRuntime, Subscription
@@ -53,8 +53,10 @@ class Runtime:
         tables: MessagingTables,
         with_messaging: bool = True,
     ) -> Runtime:
-        """Connect to Postgres and NATS and start the outbox relay."""
+        """Connect to Postgres and NATS and start the outbox relay (and the gauges of its backlog)."""
         engine = create_engine(settings, service)
+        telemetry.instrument_engine(engine)
+        metrics.watch_engine(service, engine)
         runtime = cls(
             service=service,
             settings=settings,
@@ -66,8 +68,17 @@ class Runtime:
             runtime.nc = await connect_nats(settings, name=service)
             runtime.js = runtime.nc.jetstream()
             await ensure_stream(runtime.js, settings)
-            runtime.relay = OutboxRelay(engine=engine, tables=tables, js=runtime.js, settings=settings)
+            runtime.relay = OutboxRelay(
+                engine=engine, tables=tables, js=runtime.js, settings=settings, service=service
+            )
             runtime.tasks.append(asyncio.create_task(runtime.relay.run(runtime.stop_event), name="outbox-relay"))
+            refresh = metrics.refresh_periodically(
+                runtime.relay.refresh_gauges,
+                interval=settings.metrics_refresh_seconds,
+                stop=runtime.stop_event,
+                name="outbox",
+            )
+            runtime.tasks.append(asyncio.create_task(refresh, name="outbox-gauges"))
         elif with_messaging:
             log.warning("NATS_URL not set: events stay in the outbox until a relay runs")
         return runtime
@@ -150,6 +161,7 @@ async def serve(spec: ServiceSpec, settings: Settings) -> None:
     server, health = await start_grpc_server(
         addr=settings.grpc_addr_for(spec.name), register=lambda s: spec.register(s, runtime)
     )
+    metrics_server = metrics.start_metrics_server(settings.metrics_port_for(spec.name))
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -159,6 +171,8 @@ async def serve(spec: ServiceSpec, settings: Settings) -> None:
     await health.enter_graceful_shutdown()
     await server.stop(grace=5)
     await runtime.close()
+    if metrics_server is not None:
+        metrics_server.close()
 
 
 def main(spec: ServiceSpec, argv: list[str] | None = None) -> int:
@@ -168,6 +182,9 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     settings = get_settings()
     configure_logging(service=spec.name, json=settings.log_json, level=settings.log_level)
+    if args.command == "serve":
+        telemetry.init_telemetry(spec.name, settings)
+        metrics.set_build_info(spec.name, settings.version)
     if args.command == "migrate":
         migrations.upgrade(settings=settings, service=spec.name, script_location=spec.migrations_dir)
         log.info("migrated", service=spec.name, schema=spec.schema)

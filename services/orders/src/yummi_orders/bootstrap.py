@@ -14,6 +14,7 @@ from yummi_orders.adapters.catalog import GrpcCatalog
 from yummi_orders.adapters.tables import messaging, metadata
 from yummi_orders.config import OrdersConfig
 from yummi_orders.entrypoints import consumers, grpc_server
+from yummi_orders.entrypoints.queue_metrics import run_queue_gauges
 from yummi_orders.entrypoints.sweeper import run_lease_sweeper
 
 SERVICE = "orders"
@@ -54,6 +55,7 @@ class OrdersApp:
                 stop=runtime.stop_event,
             ),
             self._close_catalog_on_stop(runtime),
+            run_queue_gauges(runtime),
         ]
 
     async def _close_catalog_on_stop(self, runtime: Runtime) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,10 +14,12 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from yummi_common import metrics, telemetry
 from yummi_common.context import request_id
 from yummi_common.db import UnitOfWork, UnitOfWorkFactory
 from yummi_common.logging import get_logger
@@ -120,13 +123,39 @@ class ConsumerRuntime:
         durable = self.durable_name(sub)
         headers = dict(msg.headers or {})
         deliveries = msg.metadata.num_delivered if msg.metadata else 1
+        if deliveries > 1:
+            metrics.EVENTS_REDELIVERED.labels(durable).inc()
+        # The consumer's span continues the producer's trace (traceparent in the headers).
+        with telemetry.continue_trace(
+            f"process {sub.event_type}",
+            carrier=headers,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": msg.subject,
+                "messaging.consumer.group.name": durable,
+                "messaging.message.id": headers.get("ce-id", ""),
+                "messaging.message.delivery_count": deliveries,
+            },
+        ) as span:
+            outcome = await self._apply(sub, msg, durable, headers, deliveries)
+            if span is not None and outcome in ("failed", "dead_lettered"):
+                span.set_status(Status(StatusCode.ERROR, outcome))
+
+    async def _apply(
+        self, sub: Subscription, msg: Msg, durable: str, headers: dict[str, str], deliveries: int
+    ) -> str:
         try:
             event = self._decode(sub, msg, headers, deliveries)
         except PermanentEventError as exc:
             await self._dead_letter(durable, msg, headers, deliveries, str(exc))
             await msg.term()
-            return
+            metrics.EVENTS_HANDLED.labels(durable, "dead_lettered").inc()
+            return "dead_lettered"
         token = request_id.set(event.request_id)
+        started = time.perf_counter()
+        outcome = "applied"
         try:
             async with self._uow_factory() as uow:
                 inserted = await uow.session.execute(
@@ -139,19 +168,25 @@ class ConsumerRuntime:
                     await sub.handler(uow, event)
                     await uow.commit()
                 else:
+                    outcome = "duplicate"
                     log.info("duplicate event ignored", consumer=durable, event_id=str(event.id))
             await msg.ack()
         except Exception as exc:  # noqa: BLE001 - redeliver with backoff, dead-letter after max_deliver
+            outcome = "failed"
             log.warning(
                 "event handler failed", consumer=durable, event_id=str(event.id), deliveries=deliveries, error=str(exc)
             )
             if deliveries >= self._max_deliver:
                 await self._dead_letter(durable, msg, headers, deliveries, f"{type(exc).__name__}: {exc}")
                 await msg.term()
+                outcome = "dead_lettered"
             else:
                 await msg.nak(delay=min(0.2 * 2**deliveries, 30.0))
         finally:
+            metrics.EVENT_HANDLING_SECONDS.labels(durable).observe(time.perf_counter() - started)
             request_id.reset(token)
+        metrics.EVENTS_HANDLED.labels(durable, outcome).inc()
+        return outcome
 
     def _decode(self, sub: Subscription, msg: Msg, headers: dict[str, str], deliveries: int) -> Event:
         event_type = headers.get("ce-type", sub.event_type)
@@ -182,6 +217,7 @@ class ConsumerRuntime:
         self, consumer: str, msg: Msg, headers: dict[str, str], deliveries: int, error: str
     ) -> None:
         log.error("event dead-lettered", consumer=consumer, subject=msg.subject, error=error)
+        metrics.EVENTS_DEAD_LETTERED.labels(consumer).inc()
         async with self._engine.begin() as conn:
             await conn.execute(
                 insert(self._tables.dead_letters).values(

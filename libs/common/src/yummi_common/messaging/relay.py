@@ -7,9 +7,11 @@ import contextlib
 from typing import Any
 
 from nats.js import JetStreamContext
+from opentelemetry.trace import SpanKind
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from yummi_common import metrics, telemetry
 from yummi_common.logging import get_logger
 from yummi_common.messaging.events import subject_for
 from yummi_common.messaging.tables import MessagingTables
@@ -32,8 +34,10 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 0.5,
         publish_timeout: float = 5.0,
+        service: str = "",
     ) -> None:
         self._engine = engine
+        self._tables = tables
         self._outbox = tables.outbox
         self._js = js
         self._settings = settings
@@ -41,6 +45,8 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._publish_timeout = publish_timeout
         self._wake = asyncio.Event()
+        self._published = metrics.OUTBOX_PUBLISHED.labels(service)
+        self._service = service
 
     def kick(self) -> None:
         """Wake the relay now (called after a commit that wrote events)."""
@@ -77,6 +83,7 @@ class OutboxRelay:
                     .where(outbox.c.id.in_(published))
                     .values(published_at=func.now(), attempts=outbox.c.attempts + 1)
                 )
+        self._published.inc(len(published))
         if failure is not None:
             raise failure
         return len(published)
@@ -90,16 +97,31 @@ class OutboxRelay:
             "ce-time": row.created_at.isoformat(),
             "ce-specversion": "1.0",
         }
-        for key in ("x-request-id", "traceparent"):
+        for key in ("x-request-id", "traceparent", "tracestate"):
             if row.headers.get(key):
                 headers[key] = str(row.headers[key])
-        await self._js.publish(
-            subject_for(self._settings.nats_subject_prefix, row.event_type),
-            row.payload,
-            timeout=self._publish_timeout,
-            stream=self._settings.nats_stream,
-            headers=headers,
-        )
+        subject = subject_for(self._settings.nats_subject_prefix, row.event_type)
+        # A span in the producer's trace (the context the outbox row kept); consumers continue from it.
+        with telemetry.continue_trace(
+            f"publish {row.event_type}",
+            carrier=headers,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": subject,
+                "messaging.message.id": str(row.id),
+            },
+        ) as span:
+            if span is not None:
+                telemetry.inject(headers)
+            await self._js.publish(
+                subject,
+                row.payload,
+                timeout=self._publish_timeout,
+                stream=self._settings.nats_stream,
+                headers=headers,
+            )
 
     async def backlog(self) -> tuple[int, float]:
         """Unpublished rows and the age in seconds of the oldest one."""
@@ -112,6 +134,15 @@ class OutboxRelay:
             ).one()
         age = (utcnow() - oldest).total_seconds() if oldest else 0.0
         return int(count), age
+
+    async def refresh_gauges(self) -> None:
+        """Set the backlog, relay-lag and dead-letter gauges from the database (run periodically)."""
+        count, age = await self.backlog()
+        async with self._engine.connect() as conn:
+            dead = await conn.scalar(select(func.count()).select_from(self._tables.dead_letters))
+        metrics.OUTBOX_BACKLOG.labels(self._service).set(count)
+        metrics.OUTBOX_OLDEST_AGE.labels(self._service).set(age)
+        metrics.DEAD_LETTERS.labels(self._service).set(int(dead or 0))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set; back off while NATS or Postgres is unavailable."""

@@ -7,11 +7,13 @@ import grpc
 from yummi.common.v1 import common_pb2
 from yummi.payments.v1 import payments_pb2 as pb
 from yummi.payments.v1 import payments_pb2_grpc
+from yummi_common.errors import YummiError
 from yummi_common.logging import get_logger
 from yummi_common.service import Runtime
 from yummi_common.timeutil import to_timestamp
 from yummi_payments.adapters.payfast_client import ItnVerifier, PayfastItnVerifier
 from yummi_payments.config import PayfastConfig, payfast_config
+from yummi_payments.entrypoints.itn_metrics import count_itn_failure, count_itn_outcome
 from yummi_payments.service_layer import payfast as payfast_service
 from yummi_payments.service_layer import privacy, wallet
 from yummi_payments.service_layer.wallet import WalletView
@@ -68,13 +70,21 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
     async def HandleItn(
         self, request: pb.HandleItnRequest, context: grpc.aio.ServicerContext
     ) -> pb.HandleItnResponse:
-        result = await payfast_service.handle_itn(
-            uow_factory=self._runtime.uow,
-            config=self._config,
-            verifier=self._verifier,
-            raw_body=request.raw_body,
-            client_ip=request.client_ip,
-        )
+        try:
+            result = await payfast_service.handle_itn(
+                uow_factory=self._runtime.uow,
+                config=self._config,
+                verifier=self._verifier,
+                raw_body=request.raw_body,
+                client_ip=request.client_ip,
+            )
+        except YummiError as exc:
+            count_itn_failure(exc)
+            raise
+        except Exception:
+            count_itn_failure(YummiError("internal error"))
+            raise
+        count_itn_outcome(result.outcome)
         return pb.HandleItnResponse(accepted=result.accepted, outcome=result.outcome)
 
     async def GetPaymentStatus(
