@@ -7,6 +7,7 @@ import uuid
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from yummi.ai.v1 import ai_pb2 as pb
@@ -36,9 +37,16 @@ async def usage_rows(runtime, user: str):
         return (await conn.execute(select(ai_usage).where(ai_usage.c.user_id == uuid.UUID(user)))).all()
 
 
+def ai_tokens_counted(kind: str) -> float:
+    return REGISTRY.get_sample_value(
+        "yummi_ai_tokens_total", {"model": "gpt-4o-mini", "kind": kind, "key_source": "server"}
+    ) or 0.0
+
+
 async def test_completion_with_the_server_key_answers_and_logs_usage_without_the_prompt(
     stub, fake_openai, runtime, user
 ):
+    counted_before = ai_tokens_counted("completion")
     reply = await stub.Complete(ask(user, "Plan a braai for six"))
 
     assert reply.output == "You said: Plan a braai for six"
@@ -58,6 +66,7 @@ async def test_completion_with_the_server_key_answers_and_logs_usage_without_the
     assert "braai" not in " ".join(str(v) for v in row)
     usage = await stub.GetUsage(common_pb2.UserRef(user_id=user))
     assert (usage.requests_today, usage.tokens_today) == (1, row.prompt_tokens + row.completion_tokens)
+    assert ai_tokens_counted("completion") - counted_before == reply.usage.completion_tokens
 
 
 async def test_completion_with_the_users_own_key_sends_that_key_and_marks_it_used(

@@ -33,6 +33,7 @@ from yummi_ai.service_layer.budget import Reservation, reserve_tokens, settle_to
 from yummi_common.db import UnitOfWork
 from yummi_common.errors import InvalidArgument, YummiError
 from yummi_common.logging import get_logger
+from yummi_common.metrics import record_ai_usage
 
 log = get_logger(__name__)
 
@@ -115,6 +116,7 @@ async def _settle(
     completion_tokens: int,
     latency_ms: int,
 ) -> None:
+    cost = cost_micro_usd(model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
     async with meter.uow_factory() as uow:
         await settle_tokens(uow=uow, reservation=reservation, used_tokens=prompt_tokens + completion_tokens)
         if response_hash is not None:
@@ -127,14 +129,21 @@ async def _settle(
                     response_sha256=response_hash,
                     prompt_tokens=prompt_tokens,
                     completion_tokens=completion_tokens,
-                    cost_micro_usd=cost_micro_usd(
-                        model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-                    ),
+                    cost_micro_usd=cost,
                     latency_ms=latency_ms,
                     key_source=key.source,
                 )
             )
         await uow.commit()
+    if response_hash is not None:
+        # `model` passed the allowlist before the call, so it is a bounded label.
+        record_ai_usage(
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_micro_usd=cost,
+            key_source=key.source,
+        )
 
 
 async def _settle_surely(coro: Any) -> None:
