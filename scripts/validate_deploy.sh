@@ -6,10 +6,14 @@
 #      for the oldest and the newest Kubernetes version we support (kubernetes-validate bundles the schemas)
 #   3. check the rules this project holds the manifests to (no Secret with values, secrets by name only, known
 #      setting names, probes, resources, non-root/read-only/no capabilities, selectors that match, HPA and PDB
-#      for the right workloads, network policies covering every pod, migrate/serve commands)
-#   4. check the Fly.io configs in deploy/fly/ (TOML, region, release command, checks, private addresses)
+#      for the right workloads, network policies covering every pod, migrate/serve commands, a `metrics` port
+#      on each gRPC service that Prometheus (namespace monitoring) may reach, OTLP egress to monitoring)
+#   4. check the Fly.io configs in deploy/fly/ (TOML, region, release command, checks, private addresses,
+#      [metrics] on each app's metrics port)
 #   5. lint the GitHub workflows with actionlint (which runs shellcheck on `run:` steps when it is installed)
 #   6. syntax-check the shell scripts (bash -n, and shellcheck when installed)
+#   7. `docker compose config -q` on docker-compose.yml, when a compose plugin (or docker-compose) is installed;
+#      skipped with a message otherwise
 #
 # Tools. Once, with network access to PyPI only:
 #     scripts/validate_deploy.sh --install
@@ -125,7 +129,10 @@ SECRET_NAME = "yummi-secrets"
 SECRET_KEYS = {
     "DATABASE_URL", "REDIS_URL", "NATS_URL", "PAYFAST_MERCHANT_KEY", "PAYFAST_PASSPHRASE", "OPENAI_API_KEY",
     "SECRETS_MASTER_KEY", "CLERK_WEBHOOK_SECRET",
+    "SECRETS_MASTER_KEY_PREVIOUS",  # only during a KEK rotation: read by ai as optional
 }
+# Keys a pod may read with `optional: true` (absent from the Secret most of the time); any other must exist.
+OPTIONAL_SECRETS = {"SECRETS_MASTER_KEY_PREVIOUS"}
 # Every process validates these at start outside dev/test (yummi_common.settings), so every pod needs them.
 REQUIRED_SECRETS = {"DATABASE_URL", "REDIS_URL", "NATS_URL", "OPENAI_API_KEY", "PAYFAST_MERCHANT_KEY",
                     "SECRETS_MASTER_KEY"}
@@ -133,18 +140,23 @@ REQUIRED_SECRETS = {"DATABASE_URL", "REDIS_URL", "NATS_URL", "OPENAI_API_KEY", "
 REQUIRED_CONFIG = {"ENVIRONMENT", "CLERK_ISSUER", "PAYFAST_MERCHANT_ID", "PAYFAST_NOTIFY_URL", "PAYFAST_RETURN_URL",
                    "PAYFAST_CANCEL_URL"}
 HPA_WORKLOADS = {"gateway", "catalog"}
+# Where each process serves Prometheus /metrics (Settings.metrics_port_for: the gRPC port + 1000; the gateway on
+# its HTTP port); deploy/prometheus/prometheus.yml scrapes these ports per pod.
+METRICS_PORTS = {svc: port if svc == "gateway" else port + 1000 for svc, port in SERVICES.items()}
+MONITORING_NS = "monitoring"
+OTLP_PORTS = {4317, 4318}
 
 
 def setting_names() -> set[str]:
     """Environment names the code reads: the fields of the settings classes, plus a few read directly."""
     names = {"HOME", "CATALOG_STORE_DIR", "ORDER_MAX_ATTEMPTS", "ORDER_LEASE_SWEEP_SECONDS"}
-    sources = {
-        "libs/common/src/yummi_common/settings.py": "Settings",
-        "services/gateway/src/yummi_gateway/config.py": "GatewayConfig",
-    }
+    # Every setting lives in the one Settings class (DESIGN §3); a missing class is an error of this check.
+    sources = {"libs/common/src/yummi_common/settings.py": "Settings"}
     for path, class_name in sources.items():
         tree = ast.parse(Path(path).read_text())
-        cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
+        cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+        if cls is None:
+            sys.exit(f"    FAIL {path}: no class {class_name}; update setting_names() in this script")
         for node in cls.body:
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
                 name = node.target.id.upper()
@@ -165,6 +177,26 @@ def fail(where: str, message: str) -> None:
 
 def matches(selector: dict, labels: dict) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """A NetworkPolicy podSelector (matchLabels and In-expressions) that picks pods with these labels."""
+    if not selector:
+        return False  # {} = every pod: default-deny and allow-dns, which name no service's own traffic
+    for e in selector.get("matchExpressions") or []:
+        if e["operator"] != "In" or labels.get(e["key"]) not in e.get("values", []):
+            return False
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+def rule_ports(rule: dict) -> set:
+    return {p.get("port") for p in rule.get("ports") or []}
+
+
+def from_namespace(peers: list | None, namespace: str) -> bool:
+    """Whether the peers of a rule include the namespace `namespace` (by its kubernetes.io/metadata.name)."""
+    return any(((p.get("namespaceSelector") or {}).get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+               == namespace for p in peers or [])
 
 
 def check_container(where: str, c: dict, pod_sc: dict) -> None:
@@ -200,6 +232,8 @@ def check_container(where: str, c: dict, pod_sc: dict) -> None:
                 fail(where, f"{name}: unknown secret key {ref.get('key')!r}")
             if ref.get("key") != name:
                 fail(where, f"{name}: reads secret key {ref.get('key')!r}, expected the same name")
+            if ref.get("optional") and name not in OPTIONAL_SECRETS:
+                fail(where, f"{name}: secretKeyRef must not be optional (the process needs it)")
     names = {e["name"] for e in c.get("env") or []}
     if missing := REQUIRED_SECRETS - names:
         fail(where, f"lacks {sorted(missing)} (the settings refuse to start without them outside dev/test)")
@@ -249,6 +283,14 @@ def check_render(name: str, docs: list[dict]) -> None:
             fail(name, f"ConfigMap lacks {sorted(missing)} (the settings refuse to start without them)")
         if config["data"].get("AUTH_DISABLE_VERIFICATION", "false").lower() != "false":
             fail(name, "AUTH_DISABLE_VERIFICATION must be false outside dev/test")
+        endpoint = config["data"].get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if endpoint is not None and f".{MONITORING_NS}" not in endpoint:
+            fail(name, f"OTEL_EXPORTER_OTLP_ENDPOINT {endpoint!r} is outside namespace {MONITORING_NS}, "
+                       "which the network policies do not allow")
+        if endpoint and not 0 <= float(config["data"].get("OTEL_TRACES_SAMPLER_ARG", "1")) <= 1:
+            fail(name, "OTEL_TRACES_SAMPLER_ARG must be within 0..1")
+        if "METRICS_PORT" in config["data"]:
+            fail(name, "METRICS_PORT in the ConfigMap would give every service the same metrics port; leave it unset")
         if name in overlays and config["data"].get("ENVIRONMENT") != name:
             fail(name, f"ENVIRONMENT is {config['data'].get('ENVIRONMENT')!r}, expected {name!r}")
     if set(deployments) != set(SERVICES):
@@ -321,10 +363,19 @@ def check_render(name: str, docs: list[dict]) -> None:
                 target = sp.get("targetPort", sp["port"])
                 if target not in ports and target not in ports.values():
                     fail(where, f"Service port {sp['port']} targets {target!r}, which the container lacks")
-        policies = [p for p in by_kind.get("NetworkPolicy", {}).values()
-                    if matches(p["spec"]["podSelector"].get("matchLabels", {}), labels)]
+        policies = [p for p in by_kind.get("NetworkPolicy", {}).values() if selects(p["spec"]["podSelector"], labels)]
         if not any("Ingress" in p["spec"].get("policyTypes", []) for p in policies):
             fail(where, "no NetworkPolicy names its ingress")
+        metrics_port = METRICS_PORTS[svc]
+        if svc != "gateway" and ports.get("metrics") != metrics_port:
+            fail(where, f"container needs a port named metrics on {metrics_port} (Prometheus scrapes it)")
+        if not any(metrics_port in rule_ports(r) and from_namespace(r.get("from"), MONITORING_NS)
+                   for p in policies for r in p["spec"].get("ingress") or []):
+            fail(where, f"no NetworkPolicy admits namespace {MONITORING_NS} to the metrics port {metrics_port}")
+        otlp = set().union(*[rule_ports(r) for p in policies for r in p["spec"].get("egress") or []
+                             if from_namespace(r.get("to"), MONITORING_NS)])
+        if missing := OTLP_PORTS - otlp:
+            fail(where, f"no NetworkPolicy lets it reach the OTLP collector in {MONITORING_NS} on {sorted(missing)}")
 
     deny = by_kind.get("NetworkPolicy", {}).get("default-deny")
     if not deny or deny["spec"]["podSelector"] or set(deny["spec"].get("policyTypes", [])) != {"Ingress", "Egress"}:
@@ -353,6 +404,16 @@ def check_render(name: str, docs: list[dict]) -> None:
 for path in sorted(out.glob("*.yaml")):
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
     check_render(path.stem, docs)
+
+# deploy/prometheus/prometheus.yml scrapes each pod on a fixed port per service: it must be the metrics port.
+scrape = yaml.safe_load(Path("deploy/prometheus/prometheus.yml").read_text())
+scraped = {}
+for job in scrape.get("scrape_configs") or []:
+    for r in job.get("relabel_configs") or []:
+        if r.get("target_label") == "__address__" and str(r.get("regex", "")).startswith("(.+);"):
+            scraped[r["regex"].split(";", 1)[1]] = int(str(r["replacement"]).rsplit(":", 1)[1])
+if scraped != METRICS_PORTS:
+    fail("deploy/prometheus/prometheus.yml", f"scrapes {scraped}, expected the metrics ports {METRICS_PORTS}")
 
 # -- Fly.io -------------------------------------------------------------------------------------------------------
 fly_dir = Path("deploy/fly")
@@ -386,6 +447,11 @@ for svc, port in SERVICES.items():
         fail(where, f"[env] lacks {sorted(missing)} (the settings refuse to start without them)")
     if str(env.get("AUTH_DISABLE_VERIFICATION", "false")).lower() != "false":
         fail(where, "AUTH_DISABLE_VERIFICATION must be false outside dev/test")
+    fly_metrics = cfg.get("metrics") or {}
+    if fly_metrics.get("port") != METRICS_PORTS[svc] or fly_metrics.get("path") != "/metrics":
+        fail(where, f"[metrics] must be port = {METRICS_PORTS[svc]}, path = \"/metrics\" (Fly's Prometheus scrapes it)")
+    if "METRICS_PORT" in env and str(env["METRICS_PORT"]) != str(METRICS_PORTS[svc]):
+        fail(where, f"[env] METRICS_PORT {env['METRICS_PORT']!r} disagrees with [metrics] port {METRICS_PORTS[svc]}")
     if env.get("ENVIRONMENT") not in ("staging", "prod"):
         fail(where, "[env] ENVIRONMENT must be staging or prod")
     for other, other_port in SERVICES.items():
@@ -438,6 +504,22 @@ if command -v shellcheck >/dev/null; then
     echo "    ok: bash -n and shellcheck"
 else
     echo "    ok: bash -n (shellcheck not installed)"
+fi
+
+# -- 7. docker compose -------------------------------------------------------------------------------------------
+step "docker compose config"
+compose=()
+if command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
+    compose=(docker compose)
+elif command -v docker-compose >/dev/null; then
+    compose=(docker-compose)
+fi
+if ((${#compose[@]})); then
+    # Only the file's validity: interpolation of unset variables warns, it does not fail.
+    "${compose[@]}" -f docker-compose.yml config -q
+    echo "    ok: docker-compose.yml ($("${compose[@]}" version --short 2>/dev/null || echo "${compose[*]}"))"
+else
+    echo "    skipped: no docker compose plugin or docker-compose on PATH"
 fi
 
 echo
