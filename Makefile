@@ -15,8 +15,8 @@ TEST_PATHS := $(wildcard services/*/tests libs/*/tests) tests
 PYTEST := $(BIN)/pytest -c pyproject.toml
 SAMPLE_CATALOG := data/sample-catalog.json
 
-.PHONY: help venv protos check-protos sample-data migrate run infra stop test test-unit test-integration \
-	test-e2e lint format typecheck clean clean-state
+.PHONY: help venv protos check-protos openapi check-openapi sample-data migrate run infra stop test test-unit \
+	test-integration test-e2e lint format typecheck clean clean-state bench bench-orders bench-catalog
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -35,6 +35,12 @@ protos: venv ## regenerate libs/protos from protos/
 
 check-protos: venv ## fail when libs/protos is stale against protos/
 	$(BIN)/python scripts/gen_protos.py --check
+
+openapi: venv ## regenerate openapi.json (the gateway's OpenAPI document) from the code
+	$(BIN)/python scripts/export_openapi.py
+
+check-openapi: venv ## fail when openapi.json is stale against the gateway's code
+	$(BIN)/python scripts/export_openapi.py --check
 
 sample-data: venv ## (re)generate data/sample-catalog.json
 	$(BIN)/python scripts/generate_sample_catalog.py --out $(SAMPLE_CATALOG)
@@ -62,6 +68,19 @@ test-integration: venv ## integration tests (real Postgres/Redis/NATS)
 
 test-e2e: venv ## end-to-end tests through the gateway, services as processes
 	$(PYTEST) tests/e2e -m e2e
+
+BENCH_ARGS ?= --duration 30 --concurrency 64
+bench: venv ## load mix + price of the gateway hop, on a stack of its own (BENCH_ARGS="--gateway URL ...")
+	$(BIN)/python bench/load_mix.py $(BENCH_ARGS)
+
+BENCH_ORDERS_ARGS ?= --duration 30 --clients 32
+bench-orders: venv ## POST /v1/orders at 32 clients + placed→queued time, own stack (BENCH_ORDERS_ARGS="...")
+	$(BIN)/python bench/orders_load.py $(BENCH_ORDERS_ARGS)
+
+BENCH_CATALOG_ARGS ?=
+bench-catalog: venv ## 100k catalog import (vs a naive ORM insert) and catalog reads at 64 connections, own stack
+	$(BIN)/python bench/catalog_import.py $(BENCH_CATALOG_ARGS)
+	$(BIN)/python bench/catalog_read.py $(BENCH_CATALOG_ARGS)
 
 lint: venv ## ruff check and ruff format --check
 	$(BIN)/ruff check .

@@ -101,6 +101,8 @@ def stack(
         "ORDER_LEASE_SECONDS": "30",
         "OPENAI_BASE_URL": fake_openai.base_url,
         "OPENAI_API_KEY": E2E_OPENAI_KEY,
+        # A configured webhook, so POST /v1/webhooks/clerk answers 400/401 to bad deliveries, not 503.
+        "CLERK_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         # The suites poll and browse from one address faster than a person would; the limits themselves are
         # covered by the gateway's own tests.
         "RATE_LIMIT_PER_MINUTE": "100000",

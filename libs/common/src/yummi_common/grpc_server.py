@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
@@ -37,7 +37,9 @@ SERVER_OPTIONS = [
 
 async def _abort(context: grpc.aio.ServicerContext, exc: YummiError) -> None:
     if exc.errors:
-        context.set_trailing_metadata(((PROBLEM_ERRORS_KEY, orjson.dumps(exc.errors).decode()),))
+        # Metadata values must be printable ASCII: escape the rest, or gRPC turns the error into INTERNAL.
+        errors = json.dumps(exc.errors, separators=(",", ":"), default=str).replace("\x7f", "\\u007f")
+        context.set_trailing_metadata(((PROBLEM_ERRORS_KEY, errors),))
     await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -14,8 +14,11 @@ def dump_json(content: Any) -> bytes:
     return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
-class JSONBytes(Response):
-    """JSON rendered by orjson; pre-serialised `bytes` are sent as they are."""
+class JSONBytes(JSONResponse):
+    """JSON rendered by orjson; pre-serialised `bytes` are sent as they are.
+
+    A JSONResponse, so FastAPI documents each route's response_model instead of a bare string.
+    """
 
     media_type = "application/json"
 

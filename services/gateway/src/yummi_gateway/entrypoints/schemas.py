@@ -348,3 +348,5 @@ class ProblemDetail(BaseModel):
 
 PROBLEM: dict[str, Any] = {"model": ProblemDetail, "content": {"application/problem+json": {}}}
 AUTH_PROBLEMS: dict[int | str, dict[str, Any]] = {401: PROBLEM, 403: PROBLEM, 503: PROBLEM}
+# Routes reading a body: 400 for malformed JSON, 413 over the body limit, 415 for another media type.
+BODY_PROBLEMS: dict[int | str, dict[str, Any]] = {400: PROBLEM, 413: PROBLEM, 415: PROBLEM}

@@ -14,6 +14,7 @@ from yummi_gateway.entrypoints import serializers
 from yummi_gateway.entrypoints.deps import JSON_BODY, AdminUser, GatewayDep, is_json_media_type, parse_uuid
 from yummi_gateway.entrypoints.schemas import (
     AUTH_PROBLEMS,
+    BODY_PROBLEMS,
     PROBLEM,
     CatalogSource,
     Chargeback,
@@ -28,7 +29,7 @@ from yummi_gateway.entrypoints.schemas import (
 from yummi_gateway.responses import JSONBytes, dump_json
 
 router = APIRouter(tags=["admin"])
-ADMIN_PROBLEMS = {**AUTH_PROBLEMS, 404: PROBLEM, 409: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM}
+ADMIN_PROBLEMS = {**AUTH_PROBLEMS, **BODY_PROBLEMS, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 IMPORT_DEADLINE_SECONDS = 120.0
 UPLOAD_DEADLINE_SECONDS = 3600.0
 UPLOAD_CHUNK_BYTES = 1024 * 1024

@@ -15,6 +15,7 @@ from yummi_gateway.entrypoints import serializers
 from yummi_gateway.entrypoints.deps import JSON_BODY, CurrentUser, GatewayDep, parse_uuid
 from yummi_gateway.entrypoints.schemas import (
     AUTH_PROBLEMS,
+    BODY_PROBLEMS,
     PROBLEM,
     CompleteIn,
     CompleteOut,
@@ -33,6 +34,7 @@ router = APIRouter(tags=["ai"])
 # 502: OpenAI (or the catalog, mid-suggestion) failed after the ai service's own retries.
 AI_PROBLEMS = {
     **AUTH_PROBLEMS,
+    **BODY_PROBLEMS,
     404: PROBLEM,
     409: PROBLEM,
     422: PROBLEM,

@@ -8,11 +8,19 @@ from starlette.responses import Response
 from yummi.orders.v1 import orders_pb2
 from yummi_gateway.entrypoints import serializers
 from yummi_gateway.entrypoints.deps import JSON_BODY, CurrentUser, GatewayDep
-from yummi_gateway.entrypoints.schemas import AUTH_PROBLEMS, PROBLEM, Basket, BasketItemIn, CheckoutIn, Order
+from yummi_gateway.entrypoints.schemas import (
+    AUTH_PROBLEMS,
+    BODY_PROBLEMS,
+    PROBLEM,
+    Basket,
+    BasketItemIn,
+    CheckoutIn,
+    Order,
+)
 from yummi_gateway.responses import JSONBytes, dump_json
 
 router = APIRouter(tags=["basket"])
-BASKET_PROBLEMS = {**AUTH_PROBLEMS, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
+BASKET_PROBLEMS = {**AUTH_PROBLEMS, **BODY_PROBLEMS, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 
 
 def _product_ref(product_id: str) -> str:

@@ -20,7 +20,12 @@ from yummi_gateway.responses import JSONBytes, dump_json
 
 router = APIRouter(tags=["catalog"])
 NOT_MODIFIED: dict[str, Any] = {"description": "Not modified: If-None-Match named the current ETag"}
-CATALOG_PROBLEMS: dict[int | str, dict[str, Any]] = {304: NOT_MODIFIED, 422: PROBLEM, 503: PROBLEM}
+CATALOG_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    304: NOT_MODIFIED,
+    404: PROBLEM,  # an unknown dataset_version
+    422: PROBLEM,
+    503: PROBLEM,
+}
 # A dataset version never changes once indexed, so a page is named by the dataset's checksum and the query;
 # a minute of staleness after an activation is the price of letting clients and CDNs keep pages.
 CACHEABLE = "public, max-age=60"

@@ -12,6 +12,7 @@ from yummi_gateway.entrypoints import serializers
 from yummi_gateway.entrypoints.deps import JSON_BODY, CurrentUser, GatewayDep, RunnerUser, parse_uuid
 from yummi_gateway.entrypoints.schemas import (
     AUTH_PROBLEMS,
+    BODY_PROBLEMS,
     PROBLEM,
     AckIn,
     Lease,
@@ -23,7 +24,7 @@ from yummi_gateway.responses import JSONBytes, dump_json
 
 router = APIRouter(tags=["orders"])
 OrderStatus = Literal["pending_payment", "queued", "claimed", "completed", "failed", "rejected", "cancelled"]
-ORDER_PROBLEMS = {**AUTH_PROBLEMS, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
+ORDER_PROBLEMS = {**AUTH_PROBLEMS, **BODY_PROBLEMS, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 
 
 def _order_response(

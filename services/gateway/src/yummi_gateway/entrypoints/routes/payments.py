@@ -18,6 +18,7 @@ from yummi_gateway.entrypoints import serializers
 from yummi_gateway.entrypoints.deps import JSON_BODY, CurrentUser, GatewayDep
 from yummi_gateway.entrypoints.schemas import (
     AUTH_PROBLEMS,
+    BODY_PROBLEMS,
     PROBLEM,
     InitiatePaymentIn,
     InitiatePaymentOut,
@@ -31,7 +32,7 @@ log = get_logger(__name__)
 router = APIRouter(tags=["payments"])
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 BRIDGE_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-PAYMENT_PROBLEMS = {**AUTH_PROBLEMS, 404: PROBLEM, 422: PROBLEM}
+PAYMENT_PROBLEMS = {**AUTH_PROBLEMS, **BODY_PROBLEMS, 404: PROBLEM, 422: PROBLEM}
 
 
 @router.post(
