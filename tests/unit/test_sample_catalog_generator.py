@@ -151,6 +151,16 @@ def test_items_look_like_scraper_output(catalog_20k: dict[str, Any], gen: Module
     assert len(set(titles)) / len(titles) > 0.9
 
 
+def test_items_are_compact_about_400_bytes_each(gen: ModuleType, tmp_path: Path) -> None:
+    out = tmp_path / "catalog.json"
+    size = gen.generate_file(str(out), 5_000, seed=42)
+    assert 330 <= size / 5_000 <= 430  # 100,000 items make about 40 MB
+    items = _load(out)["items"]
+    with_image = [item for item in items if "image_url" in item]
+    assert all(item["image_url"].endswith(f"/{item['product_id']}.jpg") for item in with_image)
+    assert all(item.get("barcode") != item["product_id"] for item in items)  # an EAN id is the barcode
+
+
 def test_list_format_is_a_bare_array(tmp_path: Path) -> None:
     out = tmp_path / "list.json"
     _run("--count", "50", "--format", "list", "--out", str(out))

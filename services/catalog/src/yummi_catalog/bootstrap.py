@@ -1,4 +1,4 @@
-"""Wires the catalog service together: its tables, migrations, servicer, background indexer and commands."""
+"""Wires the catalog service together: its tables, migrations, servicer, background jobs and commands."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from collections.abc import Awaitable
 
 import grpc
 
-from yummi_catalog.adapters.file_store import LocalFileStore
+from yummi_catalog.adapters.file_store import store_from_settings
 from yummi_catalog.adapters.tables import messaging, metadata
 from yummi_catalog.entrypoints import grpc_server
 from yummi_catalog.entrypoints.cli import seed_command
 from yummi_catalog.migrations import MIGRATIONS_DIR
+from yummi_catalog.service_layer.retention import run_retention
 from yummi_catalog.service_layer.uploads import run_indexer
 from yummi_common.service import Runtime, ServiceSpec
 
@@ -18,13 +19,27 @@ SERVICE = "catalog"
 
 
 def register(server: grpc.aio.Server, runtime: Runtime) -> list[str]:
-    return grpc_server.register(server, runtime, store=LocalFileStore.from_settings(runtime.settings))
+    return grpc_server.register(server, runtime, store=store_from_settings(runtime.settings))
 
 
 def background(runtime: Runtime) -> list[Awaitable[None]]:
-    """The dataset indexer (large uploads are indexed here, off the request path)."""
+    """The dataset indexer (large uploads are indexed off the request path) and the retention sweep."""
+    settings = runtime.settings
+    store = store_from_settings(settings)
     return [
-        run_indexer(uow_factory=runtime.uow, store=LocalFileStore.from_settings(runtime.settings), stop=runtime.stop_event)
+        run_indexer(
+            uow_factory=runtime.uow,
+            store=store,
+            stop=runtime.stop_event,
+            max_bytes=settings.dataset_upload_max_bytes,
+        ),
+        run_retention(
+            uow_factory=runtime.uow,
+            engine=runtime.engine,
+            store=store,
+            keep=settings.catalog_retain_versions,
+            stop=runtime.stop_event,
+        ),
     ]
 
 

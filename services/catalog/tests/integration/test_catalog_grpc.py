@@ -288,7 +288,7 @@ async def test_a_new_version_goes_live_and_activating_the_old_one_rolls_back(
     source = await stub.GetCatalogSource(pb.GetCatalogSourceRequest())
     assert (source.dataset_version, source.item_count) == (old.version, 40)
     previous = await stub.GetDataset(pb.DatasetRef(id=new.dataset_id))
-    assert previous.status == "ready" and previous.activated_at.seconds > 0
+    assert previous.status == "retired" and previous.activated_at.seconds > 0
     statuses = [d.status for d in (await stub.ListDatasets(pb.ListDatasetsRequest(limit=500))).items]
     assert statuses.count("active") == 1
 
@@ -345,3 +345,14 @@ async def test_datasets_can_be_listed_page_by_page_and_fetched(stub: CatalogServ
     await expect_error(
         stub.ListDatasets(pb.ListDatasetsRequest(cursor="zzz")), grpc.StatusCode.INVALID_ARGUMENT
     )
+
+
+async def test_a_cached_page_is_never_served_once_another_version_is_live(stub: CatalogServiceStub) -> None:
+    await import_new(stub)
+    request = pb.ListProductsRequest(limit=10, q="pantry staple no. 3")
+    first, again = await stub.ListProducts(request), await stub.ListProducts(request)
+    assert first == again and first.items
+    newer = await import_new(stub, count=15)
+    after = await stub.ListProducts(request)
+    assert after.dataset_version == newer.version != first.dataset_version
+    assert {p.dataset_version for p in after.items} == {newer.version}

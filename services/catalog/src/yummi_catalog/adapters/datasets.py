@@ -7,7 +7,7 @@ import zlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,10 +82,10 @@ async def update_dataset(session: AsyncSession, dataset_id: uuid.UUID, **values:
 async def promote(
     session: AsyncSession, dataset_id: uuid.UUID, *, now: datetime
 ) -> tuple[AnyRow, AnyRow | None]:
-    """Make `dataset_id` the live version and the previous live one `ready`; return (new, previous)."""
+    """Make `dataset_id` the live version and the previous live one `retired`; return (new, previous)."""
     previous = await active_dataset(session)
     if previous is not None and previous.id != dataset_id:
-        await update_dataset(session, previous.id, status=DatasetStatus.READY)
+        await update_dataset(session, previous.id, status=DatasetStatus.RETIRED)
     elif previous is not None:
         previous = None
     current = await update_dataset(
@@ -118,13 +118,15 @@ async def record_file(
     checksum: str | None,
     size_bytes: int,
     uploaded_at: datetime | None,
+    etag: str | None = None,
 ) -> None:
-    """Insert or replace the dataset's stored file."""
+    """Insert or replace the dataset's stored file (checksum None: not verified yet)."""
     values = {
         "object_key": object_key,
         "checksum_sha256": checksum,
         "size_bytes": size_bytes,
         "uploaded_at": uploaded_at,
+        "etag": etag,
     }
     query = pg_insert(dataset_files).values(dataset_id=dataset_id, **values)
     await session.execute(
@@ -136,3 +138,48 @@ async def get_file(session: AsyncSession, dataset_id: uuid.UUID) -> AnyRow | Non
     return (
         await session.execute(select(dataset_files).where(dataset_files.c.dataset_id == dataset_id))
     ).first()
+
+
+async def retention_candidates(session: AsyncSession, *, keep: int) -> list[uuid.UUID]:
+    """Versions past the `keep` latest rollback targets (ready/retired) and the `keep` newest failed ones.
+
+    Recency is `updated_at`: when a version stopped being live, finished indexing or failed.
+    """
+    ranked = (
+        select(
+            datasets.c.id,
+            func.row_number()
+            .over(
+                partition_by=datasets.c.status == DatasetStatus.FAILED,
+                order_by=(datasets.c.updated_at.desc(), datasets.c.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(datasets.c.status.in_([DatasetStatus.READY, DatasetStatus.RETIRED, DatasetStatus.FAILED]))
+        .subquery()
+    )
+    query = select(ranked.c.id).where(ranked.c.rank > keep)
+    return list((await session.execute(query)).scalars())
+
+
+async def delete_dataset(session: AsyncSession, dataset_id: uuid.UUID) -> None:
+    """Delete a version's row (and its file rows); its products partition is dropped separately."""
+    await session.execute(delete(datasets).where(datasets.c.id == dataset_id))
+
+
+async def partition_dataset_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """The dataset ids of every products partition that exists (attached or not)."""
+    rows = await session.execute(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relkind = 'r' AND c.relname ~ '^products_[0-9a-f]{32}$'"
+        ),
+        {"schema": SCHEMA},
+    )
+    return [uuid.UUID(name.removeprefix("products_")) for name in rows.scalars()]
+
+
+async def existing_dataset_ids(session: AsyncSession, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    if not ids:
+        return set()
+    return set((await session.execute(select(datasets.c.id).where(datasets.c.id.in_(ids)))).scalars())

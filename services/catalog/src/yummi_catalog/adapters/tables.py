@@ -71,20 +71,19 @@ dataset_files = Table(
         primary_key=True,
     ),
     Column("object_key", Text, nullable=False),
-    Column("checksum_sha256", Text),
+    Column("checksum_sha256", Text),  # NULL until the file is verified (a direct upload: at completion)
     Column("size_bytes", BigInteger, nullable=False, server_default=text("0")),
     Column("uploaded_at", DateTime(timezone=True)),
+    Column("etag", Text),  # the object store's version of the verified file (indexing reads that one)
 )
 
+# Partitioned by dataset_id (LIST): each version's products are one partition, `products_<dataset hex>`,
+# loaded and indexed on their own, then attached (see adapters.products). Non-unique indexes are per
+# partition, so they need no dataset_id column.
 products = Table(
     "products",
     metadata,
-    Column(
-        "dataset_id",
-        UUID(as_uuid=True),
-        ForeignKey(f"{SCHEMA}.datasets.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    Column("dataset_id", UUID(as_uuid=True), primary_key=True),
     # The same product keeps the same id in every version (see domain.catalog_file.product_uuid).
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("position", Integer, nullable=False),
@@ -101,17 +100,17 @@ products = Table(
     Column("payload", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("rand", Float(precision=53), nullable=False, server_default=text("random()")),
     CheckConstraint("price_minor >= 0", name="ck_products_price"),
-    UniqueConstraint("dataset_id", "retailer", "product_id", name="uq_products_dataset_retailer_product"),
     UniqueConstraint("dataset_id", "position", name="uq_products_dataset_position"),
-    Index("ix_products_dataset_product_id", "dataset_id", "product_id"),
-    Index("ix_products_dataset_category", "dataset_id", func.lower(text("category")), "position"),
-    Index("ix_products_dataset_rand", "dataset_id", "rand"),
+    UniqueConstraint("dataset_id", "product_id", "retailer", name="uq_products_dataset_product"),
+    Index("ix_products_category", func.lower(text("category")), "position"),
+    Index("ix_products_rand", "rand"),
     Index(
         "ix_products_title_trgm",
         func.lower(text("title")),
         postgresql_using="gin",
         postgresql_ops={"lower_1": "gin_trgm_ops"},
     ),
+    postgresql_partition_by="LIST (dataset_id)",
 )
 
 # The columns a bulk load writes, in COPY order (rand takes its server default).

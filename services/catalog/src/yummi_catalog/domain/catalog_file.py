@@ -18,7 +18,12 @@ an optional standard field means "missing". Limits (each refusal names the item'
   them), and at most 16 KiB once serialised;
 - a (retailer, product_id) pair appears once per file; a repeat is refused naming the first item's index.
 
-Nothing here does I/O: the service decides whether bad items refuse the whole import or are skipped.
+`parse_catalog` reads a document already in memory (a direct import, at most 25 MB). `CatalogStream` reads an
+uploaded file of any size from a binary stream, item by item, so memory holds one batch rather than the file;
+there, one value (an item, or metadata) may take at most `MAX_VALUE_BYTES` of the file.
+
+Nothing here does I/O beyond reading the stream it is given: the service decides whether bad items refuse
+the whole import or are skipped.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from itertools import accumulate
+from typing import Any, BinaryIO
 
+import ijson  # type: ignore[import-untyped]
 import orjson
 
 from yummi_common.money import rand_to_minor
@@ -52,6 +60,9 @@ MAX_ATTRIBUTE_KEYS = 64
 MAX_ATTRIBUTE_DEPTH = 8
 MAX_CONTAINER_ENTRIES = 256
 MAX_ATTRIBUTES_BYTES = 16 * 1024
+MAX_VALUE_BYTES = 1024 * 1024  # streaming: the most one item (or metadata value) may take of the file
+MAX_JSON_DEPTH = 64  # streaming: the deepest nesting of the whole document
+_READ_BYTES = 256 * 1024
 
 STANDARD_FIELDS = frozenset(
     {
@@ -172,35 +183,212 @@ def load_items(content: bytes, *, max_items: int = MAX_ITEMS) -> list[Any]:
 
 def parse_catalog(content: bytes, *, max_items: int = MAX_ITEMS) -> ParsedCatalog:
     """Validate every item of a catalog.json; file-level faults raise CatalogFileError."""
-    raw_items = load_items(content, max_items=max_items)
-    items: list[CatalogItem] = []
-    problems: list[ItemProblem] = []
-    first_index: dict[tuple[str, str], int] = {}
-    for index, raw in enumerate(raw_items):
+    checker = ItemChecker()
+    items = [
+        item for raw in load_items(content, max_items=max_items) if (item := checker.check(raw)) is not None
+    ]
+    return ParsedCatalog(
+        items=items,
+        problems=checker.problems,
+        total=checker.total,
+        checksum_sha256=checksum_sha256(content),
+        size_bytes=len(content),
+    )
+
+
+class ItemChecker:
+    """Validates raw items in file order, keeping every problem; a repeated (retailer, product_id) is one."""
+
+    def __init__(self) -> None:
+        self.problems: list[ItemProblem] = []
+        self.total = 0
+        self._first_index: dict[tuple[str, str], int] = {}
+
+    def check(self, raw: Any) -> CatalogItem | None:
+        """The next item normalised, or None (and a recorded problem) when it is refused."""
+        index = self.total
+        self.total += 1
         try:
             item = validate_item(index, raw)
         except _Refused as refused:
-            problems.append(ItemProblem(index=index, reason=refused.reason, product_id=_raw_product_id(raw)))
-            continue
-        key = (item.retailer, item.product_id)
-        first = first_index.setdefault(key, index)
+            self.problems.append(
+                ItemProblem(index=index, reason=refused.reason, product_id=_raw_product_id(raw))
+            )
+            return None
+        first = self._first_index.setdefault((item.retailer, item.product_id), index)
         if first != index:
-            problems.append(
+            self.problems.append(
                 ItemProblem(
                     index=index,
                     reason=f"duplicate of the item at index {first} (same retailer and product_id)",
                     product_id=item.product_id,
                 )
             )
-            continue
-        items.append(item)
-    return ParsedCatalog(
-        items=items,
-        problems=problems,
-        total=len(raw_items),
-        checksum_sha256=checksum_sha256(content),
-        size_bytes=len(content),
-    )
+            return None
+        return item
+
+
+class CatalogStream:
+    """A catalog.json read from a binary stream in batches of valid items, hashing its exact bytes on the way.
+
+    `batches` raises CatalogFileError for file-level faults. Bad items are kept in `checker.problems`; after
+    the first one no more batches come out (such a file cannot become a version), but the rest is still
+    checked so the problems are all counted. `checksum_sha256` and `size_bytes` cover the whole stream once
+    `batches` is exhausted.
+    """
+
+    def __init__(self, stream: BinaryIO, *, max_bytes: int, max_items: int = MAX_ITEMS) -> None:
+        self.checker = ItemChecker()
+        self._reader = _HashingReader(stream, max_bytes=max_bytes)
+        self._max_items = max_items
+
+    @property
+    def checksum_sha256(self) -> str:
+        return self._reader.digest.hexdigest()
+
+    @property
+    def size_bytes(self) -> int:
+        """The bytes read so far: the file's size once `batches` is exhausted."""
+        return self._reader.size
+
+    def batches(self, size: int) -> Iterator[list[CatalogItem]]:
+        """Valid items in file order, `size` at a time."""
+        checker = self.checker
+        prefix = "items.item" if self._reader.start() == b"{" else "item"
+        batch: list[CatalogItem] = []
+        try:
+            for raw in ijson.items(self._reader, prefix, use_float=True, buf_size=_READ_BYTES):
+                if checker.total >= self._max_items:
+                    raise CatalogFileError(f"the catalog has more than {self._max_items} items")
+                item = checker.check(raw)
+                self._reader.mark()
+                if item is None or checker.problems:
+                    continue
+                batch.append(item)
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+        except ijson.JSONError as exc:
+            raise CatalogFileError(f"the catalog is not valid JSON: {_json_error(exc)}") from None
+        self._reader.drain()
+        if checker.total == 0:
+            raise CatalogFileError(
+                "the catalog has no items"
+                + (' (an object needs an "items" list)' if prefix != "item" else "")
+            )
+        if batch:
+            yield batch
+
+
+class _HashingReader:
+    """The file-like object ijson reads: hashes and counts every byte, skips a BOM, bounds depth and sizes.
+
+    The bounds are checked before ijson sees a chunk: its memory grows with the square of the nesting depth,
+    so a few hundred KB of `[[[[...` would exhaust it.
+    """
+
+    def __init__(self, stream: BinaryIO, *, max_bytes: int) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self._stream = stream
+        self._max_bytes = max_bytes
+        self._pending = b""
+        self._marked = 0
+        self._depth = _DepthGuard()
+
+    def start(self) -> bytes:
+        """Read up to the first significant byte and return it (b"[" or b"{"); refuse anything else."""
+        head = b""
+        while len(head) <= MAX_VALUE_BYTES and not head.removeprefix(_UTF8_BOM).strip():
+            chunk = self._next(_READ_BYTES)
+            if not chunk:
+                break
+            head += chunk
+        self._pending = head.removeprefix(_UTF8_BOM).lstrip()
+        first = self._pending[:1]
+        if not first:
+            raise CatalogFileError("the catalog is empty")
+        if first in (b"[", b"{"):
+            return first
+        if first in b'"-0123456789tfn':
+            raise CatalogFileError(
+                'a catalog must be a JSON array of items or an object with an "items" list'
+            )
+        raise CatalogFileError("the catalog is not valid JSON")
+
+    def mark(self) -> None:
+        """An item ended about here: the next value is measured from this point."""
+        self._marked = self.size
+
+    def read(self, size: int = -1) -> bytes:
+        if size == 0:  # ijson asks for nothing first, to learn whether the stream gives bytes or text
+            return b""
+        if self._pending:
+            chunk, self._pending = self._pending, b""
+        else:
+            if self.size - self._marked > MAX_VALUE_BYTES + _READ_BYTES:
+                limit = MAX_VALUE_BYTES // 1024
+                raise CatalogFileError(
+                    f"a value in the catalog is larger than {limit} KiB (near byte {self.size})"
+                )
+            chunk = self._next(size if size > 0 else _READ_BYTES)
+        self._depth.feed(chunk)
+        return chunk
+
+    def drain(self) -> None:
+        """Read to the end, so the checksum covers every byte."""
+        while self._next(_READ_BYTES):
+            pass
+
+    def _next(self, size: int) -> bytes:
+        chunk = bytes(self._stream.read(size))
+        self.size += len(chunk)
+        if self.size > self._max_bytes:
+            raise CatalogFileError(f"the catalog is larger than {self._max_bytes} bytes")
+        self.digest.update(chunk)
+        return chunk
+
+
+class _DepthGuard:
+    """Follows the nesting depth of JSON text fed in chunks (brackets inside strings do not count)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self._in_string = False
+        self._carry = b""
+
+    def feed(self, chunk: bytes) -> None:
+        """Refuse the document (CatalogFileError) once it nests deeper than MAX_JSON_DEPTH."""
+        chunk = self._carry + chunk
+        self._carry = b""
+        if b"\\" in chunk:
+            chunk = _ESCAPE.sub(b"", chunk)  # escaped quotes must not end a string
+            if chunk.endswith(b"\\"):  # an escape cut in two by the chunk boundary
+                chunk, self._carry = chunk[:-1], b"\\"
+        parts = chunk.split(b'"')
+        outside = parts[1::2] if self._in_string else parts[::2]
+        self._in_string ^= len(parts) % 2 == 0
+        brackets = b"".join(outside).translate(None, _NOT_BRACKETS)
+        if not brackets:
+            return
+        levels = list(accumulate(map(_BRACKET_STEP.__getitem__, brackets), initial=self.depth))
+        self.depth = levels[-1]
+        if max(levels) > MAX_JSON_DEPTH:
+            raise CatalogFileError(f"the catalog nests values more than {MAX_JSON_DEPTH} levels deep")
+
+
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_BRACKET_STEP = [{ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}.get(byte, 0) for byte in range(256)]
+
+
+def _json_error(exc: Exception) -> str:
+    """The first line of the parser's message (the lines after it quote the text around the fault)."""
+    message = exc.args[0] if exc.args else ""
+    if isinstance(message, bytes):
+        message = message.decode("utf-8", "replace")
+    lines = str(message).strip().splitlines()
+    return lines[0][:200] if lines else "unexpected input"
 
 
 def validate_item(index: int, raw: Any) -> CatalogItem:
@@ -309,8 +497,8 @@ def _attributes(attributes: dict[str, Any]) -> str:
     if len(attributes) > MAX_ATTRIBUTE_KEYS:
         raise _Refused(f"an item may have at most {MAX_ATTRIBUTE_KEYS} extra fields")
     for key, value in attributes.items():
-        _check_json(value, 1, key)
         _check_key(key, key)
+        _check_value(value, 1, key)
     blob = orjson.dumps(attributes)
     if len(blob) > MAX_ATTRIBUTES_BYTES:
         raise _Refused(f"the item's extra fields exceed {MAX_ATTRIBUTES_BYTES // 1024} KiB")
@@ -324,7 +512,8 @@ def _check_key(key: str, path: str) -> None:
         raise _Refused(f"field name at {_short(path)} contains a NUL character")
 
 
-def _check_json(value: Any, depth: int, path: str) -> None:
+def _check_value(value: Any, depth: int, path: str) -> None:
+    """Strings bounded and NUL-free; containers bounded in depth and size (paths built only to descend)."""
     if isinstance(value, str):
         if len(value) > MAX_STRING:
             raise _Refused(f"field {_short(path)} is longer than {MAX_STRING} characters")
@@ -340,10 +529,12 @@ def _check_json(value: Any, depth: int, path: str) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
             _check_key(key, path)
-            _check_json(inner, depth + 1, f"{path}.{key}")
+            if isinstance(inner, str | dict | list):
+                _check_value(inner, depth + 1, f"{path}.{key}")
     else:
         for position, inner in enumerate(value):
-            _check_json(inner, depth + 1, f"{path}[{position}]")
+            if isinstance(inner, str | dict | list):
+                _check_value(inner, depth + 1, f"{path}[{position}]")
 
 
 def _raw_product_id(raw: Any) -> str:

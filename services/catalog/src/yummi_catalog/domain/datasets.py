@@ -16,7 +16,11 @@ _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*")
 
 
 class DatasetStatus(StrEnum):
-    """uploading → indexing → ready ⇄ active; indexing → failed. A once-live version goes back to ready."""
+    """uploading → indexing → ready → active → retired; indexing → failed.
+
+    `ready` was indexed but never live; `retired` was live and was replaced. Both can be activated (a rollback
+    when retired); retention deletes the oldest of them, and old failed ones.
+    """
 
     UPLOADING = "uploading"
     INDEXING = "indexing"

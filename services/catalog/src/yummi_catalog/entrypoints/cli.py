@@ -8,18 +8,14 @@ import sys
 from pathlib import Path
 
 from yummi_catalog.adapters import datasets as dataset_repo
-from yummi_catalog.adapters.file_store import LocalFileStore
+from yummi_catalog.adapters.file_store import store_from_settings
 from yummi_catalog.adapters.tables import messaging, metadata
 from yummi_catalog.migrations import MIGRATIONS_DIR
 from yummi_catalog.service_layer.imports import import_catalog
-from yummi_catalog.service_layer.uploads import MAX_UPLOAD_BYTES
 from yummi_common import migrations
 from yummi_common.errors import YummiError
 from yummi_common.service import Runtime
 from yummi_common.settings import Settings
-
-# A local seed file is trusted more than a request body: allow what a dataset upload allows.
-MAX_SEED_BYTES = MAX_UPLOAD_BYTES
 
 
 def seed_command(settings: Settings, argv: list[str]) -> int:
@@ -56,12 +52,13 @@ async def _seed(settings: Settings, path: Path, *, if_empty: bool) -> int:
             async with runtime.uow() as uow:
                 result = await import_catalog(
                     uow=uow,
-                    store=LocalFileStore.from_settings(settings),
+                    store=store_from_settings(settings),
                     content=content,
                     skip_invalid=True,
                     name=path.name,
                     source=f"seed:{path.name}",
-                    max_bytes=MAX_SEED_BYTES,
+                    # A local seed file is trusted more than a request body: allow what an upload allows.
+                    max_bytes=settings.dataset_upload_max_bytes,
                 )
         except YummiError as exc:
             print(f"seed: {path} was not imported: {exc.message}", file=sys.stderr)

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from yummi.catalog.v1 import catalog_pb2, catalog_pb2_grpc
-from yummi_catalog.adapters.file_store import LocalFileStore
+from yummi_catalog.adapters.file_store import DatasetStore, store_from_settings
 from yummi_catalog.adapters.tables import AnyRow
 from yummi_catalog.service_layer import datasets, imports, products, uploads
 from yummi_common.service import Runtime
@@ -59,9 +59,11 @@ def dataset_message(row: AnyRow, *, upload: catalog_pb2.UploadTarget | None = No
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     """Every RPC opens its own unit of work; writes commit inside the service layer."""
 
-    def __init__(self, runtime: Runtime, *, store: LocalFileStore | None = None) -> None:
+    def __init__(self, runtime: Runtime, *, store: DatasetStore | None = None) -> None:
         self._runtime = runtime
-        self._store = store or LocalFileStore.from_settings(runtime.settings)
+        self._store = store or store_from_settings(runtime.settings)
+        self._max_upload_bytes = runtime.settings.dataset_upload_max_bytes
+        self._pages = products.PageCache()
 
     async def ImportCatalog(
         self, request: catalog_pb2.ImportCatalogRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -103,6 +105,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
                 random=request.random,
                 dataset_version=request.dataset_version,
                 cursor=request.cursor,
+                cache=self._pages,
             )
         version = page.dataset.version
         return catalog_pb2.ListProductsResponse(
@@ -156,6 +159,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         async with self._runtime.uow() as uow:
             row, target = await uploads.create_dataset(
                 uow=uow,
+                store=self._store,
                 name=request.name,
                 version=request.version,
                 notes=request.notes,
@@ -172,7 +176,10 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> catalog_pb2.UploadDatasetFileResponse:
         stored = await uploads.upload_dataset_file(
-            uow_factory=self._runtime.uow, store=self._store, chunks=request_iterator
+            uow_factory=self._runtime.uow,
+            store=self._store,
+            chunks=request_iterator,
+            max_bytes=self._max_upload_bytes,
         )
         return catalog_pb2.UploadDatasetFileResponse(
             size_bytes=stored.size_bytes, checksum_sha256=stored.checksum_sha256
@@ -183,7 +190,11 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> catalog_pb2.Dataset:
         async with self._runtime.uow() as uow:
             row = await uploads.complete_dataset(
-                uow=uow, dataset_id=request.id, checksum=request.checksum_sha256
+                uow=uow,
+                store=self._store,
+                dataset_id=request.id,
+                checksum=request.checksum_sha256,
+                max_bytes=self._max_upload_bytes,
             )
         return dataset_message(row)
 
@@ -213,7 +224,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         return dataset_message(row)
 
 
-def register(server: grpc.aio.Server, runtime: Runtime, *, store: LocalFileStore | None = None) -> list[str]:
+def register(server: grpc.aio.Server, runtime: Runtime, *, store: DatasetStore | None = None) -> list[str]:
     """Add the catalog servicer to `server`; return the service names for health and reflection."""
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(runtime, store=store), server)
     return [SERVICE_NAME]

@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 
 from yummi_catalog.adapters import datasets as repo
-from yummi_catalog.adapters.file_store import LocalFileStore, dataset_object_key
-from yummi_catalog.adapters.products import analyze_products, copy_products
+from yummi_catalog.adapters.file_store import DatasetStore, dataset_object_key
+from yummi_catalog.adapters.products import attach_partition, copy_products, create_partition
 from yummi_catalog.adapters.tables import AnyRow
 from yummi_catalog.domain.catalog_file import CatalogFileError, ItemProblem, checksum_sha256, parse_catalog
 from yummi_catalog.domain.datasets import (
@@ -59,7 +59,7 @@ def invalid_items(problems: list[ItemProblem], total: int) -> InvalidArgument:
 async def import_catalog(
     *,
     uow: UnitOfWork,
-    store: LocalFileStore,
+    store: DatasetStore,
     content: bytes,
     skip_invalid: bool = False,
     created_by: str = "",
@@ -117,7 +117,9 @@ async def import_catalog(
         progress_done=len(parsed.items),
         progress_total=len(parsed.items),
     )
+    await create_partition(uow.session, dataset_id=dataset_id)
     await copy_products(uow.session, dataset_id=dataset_id, items=parsed.items)
+    await attach_partition(uow.session, dataset_id=dataset_id)
     stored = await store.put_bytes(dataset_object_key(dataset_id), content)
     await repo.record_file(
         uow.session,
@@ -126,10 +128,10 @@ async def import_catalog(
         checksum=checksum,
         size_bytes=stored.size_bytes,
         uploaded_at=utcnow(),
+        etag=stored.etag,
     )
     await promote_and_announce(uow=uow, dataset_id=dataset_id)
     await uow.commit()
-    await refresh_statistics(uow)
     log.info("catalog imported", dataset_id=str(dataset_id), version=version, items=len(parsed.items))
     return ImportResult(
         dataset_id=dataset_id,
@@ -140,15 +142,6 @@ async def import_catalog(
         already_imported=False,
         skipped=parsed.problems[:MAX_LISTED_SKIPPED],
     )
-
-
-async def refresh_statistics(uow: UnitOfWork) -> None:
-    """ANALYZE after a bulk load (best effort: the data is already committed)."""
-    try:
-        await analyze_products(uow.session)
-        await uow.commit()
-    except Exception as exc:  # noqa: BLE001 - stale statistics only slow searches down until autovacuum runs
-        log.warning("could not analyze products after a load", error=str(exc))
 
 
 def _already_imported(row: AnyRow) -> ImportResult:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random as random_module
 import re
 import uuid
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ from yummi_common.pagination import decode_cursor, encode_cursor
 
 MAX_QUERY = 100
 MAX_BATCH = 500
+CACHED_PAGES = 256  # pages of up to 500 products kept per process (a 100-product page holds ~70 KB)
 _SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -55,6 +58,7 @@ async def list_products(
     random: bool = False,
     dataset_version: str = "",
     cursor: str = "",
+    cache: PageCache | None = None,
 ) -> ProductPage:
     """A page of the live (or named) version: in file order, best title match first, or a random sample."""
     limit = page_limit(limit)
@@ -79,16 +83,36 @@ async def list_products(
         rows = await repo.random_sample(session, dataset_id=dataset.id, where=where, limit=limit, start=start)
         return ProductPage(rows=rows, next_cursor="", dataset=dataset)
 
+    key = (dataset.id, limit, where, cursor)
+    if cache is not None and (cached := cache.get(key)) is not None:
+        return cached
+    page = await _ordered_page(uow, dataset, dataset.id, where=where, limit=limit, after=after)
+    if cache is not None:
+        cache.put(key, page)
+    return page
+
+
+async def _ordered_page(
+    uow: UnitOfWork,
+    dataset: ServedDataset,
+    dataset_id: uuid.UUID,
+    *,
+    where: ProductFilter,
+    limit: int,
+    after: list[Any] | None,
+) -> ProductPage:
+    """A page of `dataset` in file order, or for a search best match first; `after` is the decoded cursor."""
+    session = uow.session
     if where.q:
         after_rank = (float(after[1]), int(after[2])) if after else None
         if after_rank is None or after_rank[0] >= repo.SUBSTRING_RANK:
             rows = await repo.search_page(
-                session, dataset_id=dataset.id, where=where, limit=limit + 1, after=after_rank, fuzzy=False
+                session, dataset_id=dataset_id, where=where, limit=limit + 1, after=after_rank, fuzzy=False
             )
             if len(rows) <= limit:  # substring matches ran out: continue with titles that only resemble q
                 rows += await repo.search_page(
                     session,
-                    dataset_id=dataset.id,
+                    dataset_id=dataset_id,
                     where=where,
                     limit=limit + 1 - len(rows),
                     after=None,
@@ -96,7 +120,7 @@ async def list_products(
                 )
         else:
             rows = await repo.search_page(
-                session, dataset_id=dataset.id, where=where, limit=limit + 1, after=after_rank, fuzzy=True
+                session, dataset_id=dataset_id, where=where, limit=limit + 1, after=after_rank, fuzzy=True
             )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -105,12 +129,37 @@ async def list_products(
 
     after_position = int(after[1]) if after else None
     rows = await repo.list_page(
-        session, dataset_id=dataset.id, where=where, limit=limit + 1, after_position=after_position
+        session, dataset_id=dataset_id, where=where, limit=limit + 1, after_position=after_position
     )
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor([str(dataset.id), rows[-1].position]) if more else ""
     return ProductPage(rows=rows, next_cursor=next_cursor, dataset=dataset)
+
+
+class PageCache:
+    """Recently served pages, least recently used out.
+
+    A dataset version's products never change, so a page keyed by its dataset id (with the filters, the limit
+    and the cursor) is never stale: when another version goes live, requests simply key on the new id. Random
+    samples are never cached.
+    """
+
+    def __init__(self, max_pages: int = CACHED_PAGES) -> None:
+        self._pages: OrderedDict[Hashable, ProductPage] = OrderedDict()
+        self._max_pages = max_pages
+
+    def get(self, key: Hashable) -> ProductPage | None:
+        page = self._pages.get(key)
+        if page is not None:
+            self._pages.move_to_end(key)
+        return page
+
+    def put(self, key: Hashable, page: ProductPage) -> None:
+        self._pages[key] = page
+        self._pages.move_to_end(key)
+        while len(self._pages) > self._max_pages:
+            self._pages.popitem(last=False)
 
 
 async def get_product(

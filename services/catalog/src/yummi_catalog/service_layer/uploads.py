@@ -1,29 +1,41 @@
-"""Large datasets: create a version, stream its file into the store, then index it in the background.
+"""Large datasets: create a version, get its file into the store, verify it, then index it in the background.
+
+The file reaches the store one of two ways: straight to object storage with the presigned PUT that
+CreateDataset hands out (verified at CompleteDataset by streaming the object to hash it), or through the
+gateway's upload route, which streams it here over UploadDatasetFile (hashed on the way in).
 
 The indexer is a loop in every catalog process: it picks up datasets in `indexing` (also ones a stopped
 process left half-done, whose transaction rolled back), holds a per-dataset advisory lock so two processes
-never index the same one, loads the products in batches while publishing progress, and leaves the dataset
-`ready` (an admin activates it) or `failed` with the reason. The file is read into memory to be parsed, so
-files far beyond a few hundred MB need a streaming parser first.
+never index the same one, and streams the file: items are parsed and validated in a worker thread, a batch at
+a time, while the previous batch is COPYed into the version's new partition, so memory holds a batch or two,
+never the file. Progress is published as it goes (`total` is an estimate from the bytes read until the end).
+The dataset ends `ready` (an admin activates it) or `failed` with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from yummi.catalog.v1 import catalog_pb2
 from yummi_catalog.adapters import datasets as repo
-from yummi_catalog.adapters.file_store import LocalFileStore, StoredFile
-from yummi_catalog.adapters.products import copy_products
+from yummi_catalog.adapters.file_store import (
+    DatasetStore,
+    ObjectChanged,
+    StoredFile,
+    UploadTarget,
+    upload_object_key,
+)
+from yummi_catalog.adapters.products import attach_partition, copy_products, create_partition
 from yummi_catalog.adapters.tables import AnyRow
 from yummi_catalog.adapters.tables import datasets as datasets_table
-from yummi_catalog.domain.catalog_file import CatalogFileError, checksum_sha256, parse_catalog
+from yummi_catalog.domain.catalog_file import CatalogFileError, CatalogItem, CatalogStream
 from yummi_catalog.domain.datasets import (
     MAX_CREATED_BY,
     MAX_NAME,
@@ -32,7 +44,6 @@ from yummi_catalog.domain.datasets import (
     check_text,
     check_version,
 )
-from yummi_catalog.service_layer.imports import refresh_statistics
 from yummi_common.db import UnitOfWork
 from yummi_common.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from yummi_common.logging import get_logger
@@ -40,8 +51,9 @@ from yummi_common.timeutil import utcnow
 
 log = get_logger(__name__)
 
-MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # the default of DATASET_UPLOAD_MAX_BYTES
 INDEX_BATCH = 5_000
+PROGRESS_SECONDS = 0.5  # how often indexing progress is written
 MAX_BASE_URL = 500
 DEFAULT_NAME = "dataset"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -49,15 +61,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
-@dataclass(frozen=True)
-class UploadTarget:
-    method: str
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def upload_target(*, dataset_id: uuid.UUID, upload_base_url: str) -> UploadTarget:
-    """Where the client PUTs the file: the gateway's own upload route for the local store."""
+def gateway_upload_target(*, dataset_id: uuid.UUID, upload_base_url: str) -> UploadTarget:
+    """Where the client PUTs the file when the store is local: the gateway's own upload route."""
     base = _base_url(upload_base_url)
     return UploadTarget(
         method="PUT",
@@ -69,6 +74,7 @@ def upload_target(*, dataset_id: uuid.UUID, upload_base_url: str) -> UploadTarge
 async def create_dataset(
     *,
     uow: UnitOfWork,
+    store: DatasetStore,
     name: str = "",
     version: str = "",
     notes: str = "",
@@ -97,14 +103,27 @@ async def create_dataset(
         notes=notes,
         created_by=created_by,
     )
+    object_key = upload_object_key(row.id)
+    target = store.presigned_upload(object_key)
+    if target is None:
+        target = gateway_upload_target(dataset_id=row.id, upload_base_url=upload_base_url)
+    else:  # the client writes straight to this key; CompleteDataset verifies what landed there
+        await repo.record_file(
+            uow.session,
+            dataset_id=row.id,
+            object_key=object_key,
+            checksum=None,
+            size_bytes=0,
+            uploaded_at=None,
+        )
     await uow.commit()
-    return row, upload_target(dataset_id=row.id, upload_base_url=upload_base_url)
+    return row, target
 
 
 async def upload_dataset_file(
     *,
     uow_factory: UnitOfWorkFactory,
-    store: LocalFileStore,
+    store: DatasetStore,
     chunks: AsyncIterator[catalog_pb2.UploadDatasetFileChunk],
     max_bytes: int = MAX_UPLOAD_BYTES,
 ) -> StoredFile:
@@ -126,8 +145,7 @@ async def upload_dataset_file(
                 raise InvalidArgument("all chunks must belong to the same dataset")
             yield chunk.data
 
-    # Each attempt has its own key, so a second upload never rewrites a file that is being indexed.
-    object_key = f"datasets/{dataset_id}/upload-{uuid.uuid4().hex}.json"
+    object_key = upload_object_key(dataset_id)
     try:
         stored = await store.put_stream(object_key, data(), max_bytes=max_bytes)
     except ValueError as exc:
@@ -149,6 +167,7 @@ async def upload_dataset_file(
             checksum=stored.checksum_sha256,
             size_bytes=stored.size_bytes,
             uploaded_at=utcnow(),
+            etag=stored.etag,
         )
         await repo.update_dataset(uow.session, dataset_id, size_bytes=stored.size_bytes)
         await uow.commit()
@@ -157,8 +176,10 @@ async def upload_dataset_file(
     return stored
 
 
-async def complete_dataset(*, uow: UnitOfWork, dataset_id: str, checksum: str) -> AnyRow:
-    """Check the uploaded file against the client's checksum and queue the dataset for indexing."""
+async def complete_dataset(
+    *, uow: UnitOfWork, store: DatasetStore, dataset_id: str, checksum: str, max_bytes: int = MAX_UPLOAD_BYTES
+) -> AnyRow:
+    """Check the uploaded file against the client's checksum (and size limit) and queue it for indexing."""
     parsed_id = _dataset_id(dataset_id)
     checksum = checksum.strip().lower()
     if not _HEX64.fullmatch(checksum):
@@ -166,20 +187,38 @@ async def complete_dataset(*, uow: UnitOfWork, dataset_id: str, checksum: str) -
             "checksum_sha256 must be 64 hex characters",
             errors=[{"field": "checksum_sha256", "message": "64 hex characters"}],
         )
-    row = await repo.get_dataset(uow.session, parsed_id, for_update=True)
-    if row is None:
-        raise NotFound("dataset not found")
-    if row.status == DatasetStatus.INDEXING and row.checksum_sha256 == checksum:
+    row = _require_completable(await repo.get_dataset(uow.session, parsed_id), checksum)
+    if row.status == DatasetStatus.INDEXING:
         return row  # completing twice is harmless
-    if row.status not in (DatasetStatus.UPLOADING, DatasetStatus.FAILED):
-        raise Conflict(f"dataset is {row.status}; only an uploading (or failed) dataset can be completed")
-    stored = await repo.get_file(uow.session, parsed_id)
-    if stored is None:
+    file_row = await repo.get_file(uow.session, parsed_id)
+    if file_row is None:
         raise Conflict("no file has been uploaded for this dataset")
-    if stored.checksum_sha256 != checksum:
-        raise InvalidArgument(
-            "checksum_sha256 does not match the uploaded file",
-            errors=[{"field": "checksum_sha256", "message": "does not match the uploaded file"}],
+    if file_row.checksum_sha256 is None:
+        # Uploaded straight to object storage: read it back once. No transaction stays open meanwhile.
+        await uow.rollback()
+        stored = await _verify_direct_upload(
+            store, file_row.object_key, checksum=checksum, max_bytes=max_bytes
+        )
+    elif file_row.checksum_sha256 != checksum:
+        raise _checksum_mismatch()
+    else:
+        stored = StoredFile(file_row.object_key, file_row.size_bytes, file_row.checksum_sha256, file_row.etag)
+
+    row = _require_completable(await repo.get_dataset(uow.session, parsed_id, for_update=True), checksum)
+    if row.status == DatasetStatus.INDEXING:
+        return row
+    current = await repo.get_file(uow.session, parsed_id)
+    if current is None or current.object_key != stored.object_key:
+        raise Conflict("the dataset's file changed meanwhile; complete it again")
+    if current.checksum_sha256 is None:
+        await repo.record_file(
+            uow.session,
+            dataset_id=parsed_id,
+            object_key=stored.object_key,
+            checksum=stored.checksum_sha256,
+            size_bytes=stored.size_bytes,
+            uploaded_at=utcnow(),
+            etag=stored.etag,
         )
     row = await repo.update_dataset(
         uow.session,
@@ -196,8 +235,33 @@ async def complete_dataset(*, uow: UnitOfWork, dataset_id: str, checksum: str) -
     return row
 
 
+async def _verify_direct_upload(
+    store: DatasetStore, object_key: str, *, checksum: str, max_bytes: int
+) -> StoredFile:
+    """The object's size and SHA-256, refused when too large or not what the client says it sent."""
+    info = await store.stat(object_key)
+    if info is None:
+        raise Conflict("no file has been uploaded for this dataset")
+    if info.size_bytes > max_bytes:
+        raise InvalidArgument(
+            f"the uploaded file is larger than {max_bytes} bytes",
+            errors=[{"field": "file", "message": f"at most {max_bytes} bytes"}],
+        )
+    try:
+        verified = await store.hash_object(object_key, etag=info.etag)
+    except (FileNotFoundError, ObjectChanged):
+        raise Conflict("the uploaded file changed while it was being checked; complete it again") from None
+    if verified.checksum_sha256 != checksum:
+        raise _checksum_mismatch()
+    return verified
+
+
 async def index_dataset(
-    *, uow_factory: UnitOfWorkFactory, store: LocalFileStore, dataset_id: uuid.UUID
+    *,
+    uow_factory: UnitOfWorkFactory,
+    store: DatasetStore,
+    dataset_id: uuid.UUID,
+    max_bytes: int = MAX_UPLOAD_BYTES,
 ) -> str:
     """Index one `indexing` dataset unless another process holds it; return what happened."""
     async with uow_factory() as uow:
@@ -212,30 +276,34 @@ async def index_dataset(
             return "skipped"
         stored = await repo.get_file(session, dataset_id)
         try:
-            if stored is None:
-                raise CatalogFileError("the dataset has no uploaded file")
-            content = await store.read_bytes(stored.object_key)
-            if checksum_sha256(content) != row.checksum_sha256:
-                raise CatalogFileError("the stored file does not match the dataset's checksum")
-            parsed = await asyncio.to_thread(parse_catalog, content)
-        except (CatalogFileError, OSError) as exc:
-            reason = exc.reason if isinstance(exc, CatalogFileError) else "the uploaded file cannot be read"
-            await _fail(uow_factory, dataset_id, reason)
+            if stored is None or stored.checksum_sha256 is None:
+                raise CatalogFileError("the dataset has no verified file")
+            reader = await asyncio.to_thread(store.open, stored.object_key, etag=stored.etag)
+        except (CatalogFileError, FileNotFoundError, ObjectChanged) as exc:
+            await _fail(uow_factory, dataset_id, _file_fault(exc))
             return "failed"
-        if parsed.problems:
-            first = parsed.problems[0]
+        try:
+            catalog = CatalogStream(reader, max_bytes=max_bytes)
+            try:
+                total = await _load_products(uow_factory, session, row, catalog.batches(INDEX_BATCH), catalog)
+            except (CatalogFileError, OSError, ObjectChanged) as exc:
+                await _fail(uow_factory, dataset_id, _file_fault(exc))
+                return "failed"
+        finally:
+            await asyncio.to_thread(reader.close)
+        problems = catalog.checker.problems
+        if problems:
+            first = problems[0]
             reason = (
-                f"{len(parsed.problems)} of {parsed.total} items are invalid; "
+                f"{len(problems)} of {catalog.checker.total} items are invalid; "
                 f"first: index {first.index}: {first.reason}"
             )
             await _fail(uow_factory, dataset_id, reason)
             return "failed"
-        total = len(parsed.items)
-        await _progress(uow_factory, dataset_id, 0, total)
-        for start in range(0, total, INDEX_BATCH):
-            batch = parsed.items[start : start + INDEX_BATCH]
-            await copy_products(session, dataset_id=dataset_id, items=batch)
-            await _progress(uow_factory, dataset_id, start + len(batch), total)
+        if catalog.checksum_sha256 != row.checksum_sha256:
+            await _fail(uow_factory, dataset_id, "the stored file does not match the dataset's checksum")
+            return "failed"
+        await attach_partition(session, dataset_id=dataset_id)
         await repo.update_dataset(
             session,
             dataset_id,
@@ -245,12 +313,41 @@ async def index_dataset(
             progress_total=total,
         )
         await uow.commit()
-        await refresh_statistics(uow)
     log.info("dataset indexed", dataset_id=str(dataset_id), items=total)
     return "ready"
 
 
-async def index_pending(*, uow_factory: UnitOfWorkFactory, store: LocalFileStore) -> int:
+async def _load_products(
+    uow_factory: UnitOfWorkFactory,
+    session: AsyncSession,
+    row: AnyRow,
+    batches: Iterator[list[CatalogItem]],
+    catalog: CatalogStream,
+) -> int:
+    """COPY each batch into the new partition while the worker thread parses the next one; the count."""
+    await create_partition(session, dataset_id=row.id)
+    done = 0
+    published = time.monotonic()
+    upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+    try:
+        while (batch := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+            await copy_products(session, dataset_id=row.id, items=batch)
+            done += len(batch)
+            if time.monotonic() - published >= PROGRESS_SECONDS:
+                estimate = done * row.size_bytes // max(catalog.size_bytes, 1)
+                await _progress(uow_factory, row.id, done, max(done, estimate))
+                published = time.monotonic()
+    finally:
+        if not upcoming.done():  # the thread cannot be interrupted: let it finish its batch
+            await asyncio.wait([upcoming])
+    await _progress(uow_factory, row.id, done, done)
+    return done
+
+
+async def index_pending(
+    *, uow_factory: UnitOfWorkFactory, store: DatasetStore, max_bytes: int = MAX_UPLOAD_BYTES
+) -> int:
     """Index every dataset waiting in `indexing` that no other process holds; return how many were handled."""
     async with uow_factory() as uow:
         query = (
@@ -262,7 +359,9 @@ async def index_pending(*, uow_factory: UnitOfWorkFactory, store: LocalFileStore
     handled = 0
     for dataset_id in pending:
         try:
-            outcome = await index_dataset(uow_factory=uow_factory, store=store, dataset_id=dataset_id)
+            outcome = await index_dataset(
+                uow_factory=uow_factory, store=store, dataset_id=dataset_id, max_bytes=max_bytes
+            )
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -276,12 +375,17 @@ async def index_pending(*, uow_factory: UnitOfWorkFactory, store: LocalFileStore
 
 
 async def run_indexer(
-    *, uow_factory: UnitOfWorkFactory, store: LocalFileStore, stop: asyncio.Event, poll_interval: float = 1.0
+    *,
+    uow_factory: UnitOfWorkFactory,
+    store: DatasetStore,
+    stop: asyncio.Event,
+    poll_interval: float = 0.5,
+    max_bytes: int = MAX_UPLOAD_BYTES,
 ) -> None:
     """Index datasets as they are completed, until `stop` is set."""
     while not stop.is_set():
         try:
-            await index_pending(uow_factory=uow_factory, store=store)
+            await index_pending(uow_factory=uow_factory, store=store, max_bytes=max_bytes)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the database may be briefly away; try again later
@@ -326,6 +430,34 @@ def _require_uploading(row: AnyRow | None) -> None:
         raise NotFound("dataset not found")
     if row.status != DatasetStatus.UPLOADING:
         raise Conflict(f"dataset is {row.status}; files can only be uploaded while it is uploading")
+
+
+def _require_completable(row: AnyRow | None, checksum: str) -> AnyRow:
+    """An uploading or failed dataset, or one already indexing this very checksum."""
+    if row is None:
+        raise NotFound("dataset not found")
+    if row.status == DatasetStatus.INDEXING and row.checksum_sha256 == checksum:
+        return row
+    if row.status not in (DatasetStatus.UPLOADING, DatasetStatus.FAILED):
+        raise Conflict(f"dataset is {row.status}; only an uploading (or failed) dataset can be completed")
+    return row
+
+
+def _checksum_mismatch() -> InvalidArgument:
+    return InvalidArgument(
+        "checksum_sha256 does not match the uploaded file",
+        errors=[{"field": "checksum_sha256", "message": "does not match the uploaded file"}],
+    )
+
+
+def _file_fault(exc: BaseException) -> str:
+    if isinstance(exc, CatalogFileError):
+        return exc.reason
+    if isinstance(exc, ObjectChanged):
+        return "the uploaded file was replaced after it was completed; upload it as a new dataset"
+    if isinstance(exc, FileNotFoundError):
+        return "the uploaded file is missing from the store"
+    return "the uploaded file cannot be read"
 
 
 async def _progress(uow_factory: UnitOfWorkFactory, dataset_id: uuid.UUID, done: int, total: int) -> None:
