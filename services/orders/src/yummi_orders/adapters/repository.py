@@ -68,13 +68,16 @@ async def insert_order(
 
 async def add_event(
     session: AsyncSession, *, order_id: uuid.UUID, type: str, payload: dict[str, Any] | None = None
-) -> None:
+) -> OrderEvent:
     """Append one entry to an order's history (clock time, so entries of one transaction keep their order)."""
-    await session.execute(
-        insert(order_events).values(
-            order_id=order_id, type=type, payload=payload or {}, created_at=func.clock_timestamp()
+    created_at = (
+        await session.execute(
+            insert(order_events)
+            .values(order_id=order_id, type=type, payload=payload or {}, created_at=func.clock_timestamp())
+            .returning(order_events.c.created_at)
         )
-    )
+    ).scalar_one()
+    return OrderEvent(type=type, payload=payload or {}, created_at=created_at)
 
 
 async def add_events(session: AsyncSession, entries: Sequence[dict[str, Any]]) -> None:

@@ -20,7 +20,7 @@ from yummi_orders.domain.lines import (
 )
 from yummi_orders.domain.orders import Order
 from yummi_orders.service_layer.ids import parse_user_id
-from yummi_orders.service_layer.orders import create_order, reload_order
+from yummi_orders.service_layer.orders import create_order
 
 
 async def _stored_items(uow: UnitOfWork, user_id: uuid.UUID) -> list[BasketItem]:
@@ -131,9 +131,9 @@ async def checkout_basket(*, uow: UnitOfWork, catalog: Catalog, user_id: str, no
     current = await repo.basket_items_of(uow.session, owner, lock=True)
     if [(i.product_id, i.quantity) for i in current] != [(i.product_id, i.quantity) for i in items]:
         raise Conflict("the basket changed during checkout; try again")
-    order_id = await create_order(
+    order = await create_order(
         uow=uow, user_id=owner, retailer=items[0].retailer, lines=lines, notes=notes.strip()
     )
     await repo.delete_basket_items(uow.session, user_id=owner)
     await uow.commit()
-    return await reload_order(uow, order_id)
+    return order

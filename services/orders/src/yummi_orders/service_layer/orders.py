@@ -41,20 +41,20 @@ async def place_order(
     request = validate_order_request(retailer=retailer, lines=lines, notes=notes)
     products = await catalog.batch_get_products([line.product_id for line in request.lines])
     priced = price_lines(retailer=request.retailer, lines=request.lines, products=products)
-    order_id = await create_order(
+    order = await create_order(
         uow=uow, user_id=owner, retailer=request.retailer, lines=priced, notes=request.notes
     )
     await uow.commit()
-    return await reload_order(uow, order_id)
+    return order
 
 
 async def create_order(
     *, uow: UnitOfWork, user_id: uuid.UUID, retailer: str, lines: Sequence[OrderLine], notes: str
-) -> uuid.UUID:
+) -> Order:
     """Insert a priced order, its `order.placed` history entry and the outbox event (the caller commits)."""
     order_id = uuid.uuid4()
     total = order_total(list(lines))
-    await repo.insert_order(
+    row = await repo.insert_order(
         uow.session,
         order_id=order_id,
         user_id=user_id,
@@ -64,7 +64,7 @@ async def create_order(
         currency=CURRENCY,
         notes=notes,
     )
-    await repo.add_event(
+    placed = await repo.add_event(
         uow.session,
         order_id=order_id,
         type="order.placed",
@@ -86,7 +86,8 @@ async def create_order(
             ],
         ),
     )
-    return order_id
+    # The stored row and its one history entry are the whole order: no need to read it back after commit.
+    return repo.order_from_row(row, [placed])
 
 
 async def reload_order(uow: UnitOfWork, order_id: uuid.UUID) -> Order:

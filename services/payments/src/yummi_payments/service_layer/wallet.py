@@ -54,15 +54,16 @@ class WalletView:
 
 
 async def lock_wallet(session: AsyncSession, user_id: uuid.UUID) -> WalletState:
-    """Create the wallet if it is missing, then lock its row for this transaction (serialises postings)."""
-    await session.execute(pg_insert(wallets).values(user_id=user_id).on_conflict_do_nothing())
-    row = (
-        await session.execute(
-            select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency)
-            .where(wallets.c.user_id == user_id)
-            .with_for_update()
-        )
-    ).one()
+    """Lock the wallet's row for this transaction (serialises postings), creating the wallet when missing."""
+    locked = (
+        select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency)
+        .where(wallets.c.user_id == user_id)
+        .with_for_update()
+    )
+    row = (await session.execute(locked)).first()
+    if row is None:  # the first posting: a concurrent creator makes this insert wait, then do nothing
+        await session.execute(pg_insert(wallets).values(user_id=user_id).on_conflict_do_nothing())
+        row = (await session.execute(locked)).one()
     return WalletState(
         balance_minor=row.balance_minor, debits_blocked=row.debits_blocked, currency=row.currency
     )
