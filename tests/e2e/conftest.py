@@ -116,7 +116,9 @@ def stack(
     services = start_services(env, SERVICE_NAMES, log_dir, timeout=SERVICES_START_TIMEOUT)
     try:
         with httpx.Client(base_url=services.gateway_url, timeout=30.0) as client:
-            yield Stack(url=services.gateway_url, client=client, services=services, payfast_url=payfast_simulator)
+            yield Stack(
+                url=services.gateway_url, client=client, services=services, payfast_url=payfast_simulator
+            )
     finally:
         services.stop()
 

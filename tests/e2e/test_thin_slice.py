@@ -37,8 +37,16 @@ def wait_for(fetch: Callable[[], Any], done: Callable[[Any], bool], *, timeout: 
 def catalog_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     out = tmp_path_factory.mktemp("catalog") / "catalog.json"
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts/generate_sample_catalog.py"), "--count", str(CATALOG_ITEMS),
-         "--seed", "7", "--out", str(out)],
+        [
+            sys.executable,
+            str(ROOT / "scripts/generate_sample_catalog.py"),
+            "--count",
+            str(CATALOG_ITEMS),
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+        ],
         check=True,
     )
     return out.read_bytes()
@@ -91,7 +99,9 @@ def test_import_by_a_shopper_is_forbidden_and_a_bad_catalog_imports_nothing(
     stack: Stack, imported: dict[str, Any]
 ) -> None:
     forbidden = stack.client.post(
-        "/v1/admin/catalog/import", content=b"[]", headers={**stack.auth(), "Content-Type": "application/json"}
+        "/v1/admin/catalog/import",
+        content=b"[]",
+        headers={**stack.auth(), "Content-Type": "application/json"},
     )
     assert forbidden.status_code == 403
 
@@ -128,8 +138,19 @@ def test_catalog_filters_random_and_thin_list(stack: Stack, imported: dict[str, 
     assert len(random_page["items"]) == 20
     product = random_page["items"][0]
     assert set(product) >= {
-        "id", "retailer", "product_id", "catalog_ref_id", "title", "url", "image_url", "price_minor",
-        "currency", "category", "available", "attributes", "dataset_version",
+        "id",
+        "retailer",
+        "product_id",
+        "catalog_ref_id",
+        "title",
+        "url",
+        "image_url",
+        "price_minor",
+        "currency",
+        "category",
+        "available",
+        "attributes",
+        "dataset_version",
     }
     assert isinstance(product["price_minor"], int) and product["currency"] == "ZAR"
 
@@ -164,7 +185,9 @@ def _available_products(stack: Stack, count: int) -> list[dict[str, Any]]:
 def _top_up(stack: Stack, headers: dict[str, str], amount_minor: int) -> str:
     """Initiate, pay on the simulator's hosted page, let it post the signed ITN; return the reference."""
     initiated = stack.client.post(
-        "/v1/payments/payfast/initiate", json={"amount_minor": amount_minor, "currency": "ZAR"}, headers=headers
+        "/v1/payments/payfast/initiate",
+        json={"amount_minor": amount_minor, "currency": "ZAR"},
+        headers=headers,
     )
     assert initiated.status_code in (200, 201), initiated.text
     body = initiated.json()
@@ -211,7 +234,9 @@ def test_user_story_order_rejected_without_funds_then_paid_claimed_and_completed
     # Top up through the PayFast simulator: a signed ITN credits the wallet exactly once.
     reference = _top_up(stack, shopper, expected_total + 10_000)
     status = wait_for(
-        lambda: stack.client.get("/v1/payments/payfast/status", params={"reference": reference}, headers=shopper),
+        lambda: stack.client.get(
+            "/v1/payments/payfast/status", params={"reference": reference}, headers=shopper
+        ),
         lambda r: r.status_code == 200 and r.json()["wallet_credited"],
     ).json()
     assert status["status"] == "complete"
@@ -257,7 +282,12 @@ def test_user_story_order_rejected_without_funds_then_paid_claimed_and_completed
     done = stack.client.get(f"/v1/orders/{order_id}", headers=shopper).json()
     assert done["status"] == "completed"
     assert done["retailer_reference"] == "WW-123"
-    assert [e["type"] for e in done["events"]] == ["order.placed", "order.queued", "order.claimed", "order.completed"]
+    assert [e["type"] for e in done["events"]] == [
+        "order.placed",
+        "order.queued",
+        "order.claimed",
+        "order.completed",
+    ]
     again = stack.client.post(f"/v1/orders/{order_id}/ack", json={"outcome": "failed"}, headers=runner)
     assert again.status_code == 409
 
@@ -283,7 +313,9 @@ def test_order_bad_input_is_a_problem_and_stores_nothing(stack: Stack, imported:
         "/v1/orders", content=b"{not json", headers={**shopper, "Content-Type": "application/json"}
     )
     assert malformed.status_code == 400
-    wrong_type = stack.client.post("/v1/orders", content=b"a=b", headers={**shopper, "Content-Type": "text/plain"})
+    wrong_type = stack.client.post(
+        "/v1/orders", content=b"a=b", headers={**shopper, "Content-Type": "text/plain"}
+    )
     assert wrong_type.status_code == 415
     assert stack.client.post("/v1/orders", json={"retailer": "x", "items": []}).status_code == 401
     assert stack.client.get("/v1/orders", headers=shopper).json()["items"] == []

@@ -1,1 +1,1 @@
-"""What Yummi's services share: settings, logging, database unit of work, gRPC plumbing, outbox and consumers."""
+"""What Yummi's services share: settings, logging, unit of work, gRPC plumbing, outbox and consumers."""

@@ -1,4 +1,4 @@
-"""Domain errors every service raises; the gRPC layer maps them to status codes, the gateway to HTTP problems."""
+"""Domain errors every service raises; gRPC maps them to status codes, the gateway to HTTP problems."""
 
 from __future__ import annotations
 

@@ -93,7 +93,11 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
                         _record(method, code, started, span, request)
                         request_id.reset(token)
 
-            factory = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
+            factory = (
+                grpc.unary_unary_rpc_method_handler
+                if handler.unary_unary
+                else grpc.stream_unary_rpc_method_handler
+            )
             return factory(
                 unary,
                 request_deserializer=handler.request_deserializer,
@@ -130,7 +134,11 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
                     _record(method, code, started, span, request)
                     request_id.reset(token)
 
-        factory = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
+        factory = (
+            grpc.unary_stream_rpc_method_handler
+            if handler.unary_stream
+            else grpc.stream_stream_rpc_method_handler
+        )
         return factory(
             streaming,
             request_deserializer=handler.request_deserializer,

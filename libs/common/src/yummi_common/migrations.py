@@ -1,11 +1,11 @@
-"""Alembic per service: each schema has its own history and version table; `upgrade` creates the database too."""
+"""Alembic per service: each schema has its own history and version table; `upgrade` creates the database."""
 
 from __future__ import annotations
 
 import asyncio
 import zlib
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import sqlalchemy as sa

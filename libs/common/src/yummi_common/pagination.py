@@ -23,7 +23,9 @@ def decode_cursor(cursor: str, *, arity: int) -> list[Any]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = orjson.loads(raw)
     except (ValueError, binascii.Error, orjson.JSONDecodeError) as exc:
-        raise InvalidArgument("cursor is not valid", errors=[{"field": "cursor", "message": "malformed"}]) from exc
+        raise InvalidArgument(
+            "cursor is not valid", errors=[{"field": "cursor", "message": "malformed"}]
+        ) from exc
     if not isinstance(values, list) or len(values) != arity:
         raise InvalidArgument("cursor is not valid", errors=[{"field": "cursor", "message": "malformed"}])
     return values

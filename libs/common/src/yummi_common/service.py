@@ -1,4 +1,4 @@
-"""The runtime of one service process: engine, unit of work, NATS, outbox relay, consumers, gRPC server, CLI."""
+"""One service process: engine, unit of work, NATS, outbox relay, consumers, gRPC server and CLI."""
 
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ class Runtime:
             runtime.relay = OutboxRelay(
                 engine=engine, tables=tables, js=runtime.js, settings=settings, service=service
             )
-            runtime.tasks.append(asyncio.create_task(runtime.relay.run(runtime.stop_event), name="outbox-relay"))
+            runtime.tasks.append(
+                asyncio.create_task(runtime.relay.run(runtime.stop_event), name="outbox-relay")
+            )
             refresh = metrics.refresh_periodically(
                 runtime.relay.refresh_gauges,
                 interval=settings.metrics_refresh_seconds,
@@ -115,7 +117,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.nc is not None:
-            # Tasks are stopped and every publish was acked, so close (drain would wait on idle pull subscriptions).
+            # Tasks are stopped and every publish was acked: close (drain waits on idle pull subscriptions).
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.close(), timeout=5)
         await self.engine.dispose()
@@ -196,4 +198,3 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> int:
             asyncio.run(serve(spec, settings))
         return 0
     return spec.commands[args.command](settings, rest)
-

@@ -13,7 +13,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Environment = Literal["dev", "test", "staging", "prod"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SERVICES = ("gateway", "catalog", "orders", "payments", "ai")
-SCHEMAS = {"gateway": "identity", "catalog": "catalog", "orders": "orders", "payments": "payments", "ai": "ai"}
+SCHEMAS = {
+    "gateway": "identity",
+    "catalog": "catalog",
+    "orders": "orders",
+    "payments": "payments",
+    "ai": "ai",
+}
 DEFAULT_GRPC_PORTS = {"catalog": 50051, "orders": 50052, "payments": 50053, "ai": 50054}
 
 
@@ -38,7 +44,7 @@ def parse_networks(value: str) -> tuple[IPNetwork, ...]:
 
 
 class Settings(BaseSettings):
-    """Runtime configuration shared by all services; outside dev/test it refuses insecure or missing values."""
+    """Configuration shared by all services; outside dev/test it refuses insecure or missing values."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -130,7 +136,9 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     metrics_refresh_seconds: float = 15.0  # how often gauges read from the database (outbox backlog) refresh
 
-    catalog_store_dir: str = ".state/catalog-store"  # the local dataset file store (relative to the working dir)
+    catalog_store_dir: str = (
+        ".state/catalog-store"  # the local dataset file store (relative to the working dir)
+    )
     # Object storage for dataset files (S3, or R2/MinIO by endpoint URL); unset bucket = the local store.
     # Credentials come from the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
     catalog_s3_bucket: str | None = None
@@ -181,7 +189,9 @@ class Settings(BaseSettings):
             "PAYFAST_CANCEL_URL": self.payfast_cancel_url,
             "CLERK_ISSUER": self.clerk_issuer,
         }
-        problems += [f"{name} is required in {self.environment}" for name, value in required.items() if not value]
+        problems += [
+            f"{name} is required in {self.environment}" for name, value in required.items() if not value
+        ]
         if not self.kms_key_id and not _is_real_master_key(self.secrets_master_key):
             problems.append("SECRETS_MASTER_KEY (base64 of 32 random bytes) or KMS_KEY_ID is required")
         if problems:

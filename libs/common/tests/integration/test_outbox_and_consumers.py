@@ -1,4 +1,4 @@
-"""Events are published at least once and applied exactly once: outbox → JetStream → inbox, with faults injected."""
+"""Events are published at least once and applied exactly once (outbox → JetStream → inbox), under faults."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import nats
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import UUID
-from yummi.events.v1 import events_pb2
 
+from yummi.events.v1 import events_pb2
 from yummi_common.db import UnitOfWork
 from yummi_common.messaging.consumer import Subscription
 from yummi_common.messaging.events import Event
@@ -50,8 +50,8 @@ def _settings(**overrides: str) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 
 
-async def _wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _wait_for(predicate: Callable[[], object], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         if await predicate():  # type: ignore[misc]
             return
@@ -173,7 +173,9 @@ async def test_redelivery_with_a_new_message_id_is_stopped_by_the_inbox(harness:
     eid = await harness.emit(900)
     await _wait_for(lambda: _eq(harness.effect_count(eid), 1))
     async with harness.runtime.engine.connect() as conn:
-        row = (await conn.execute(select(harness.tables.outbox).where(harness.tables.outbox.c.id == eid))).one()
+        row = (
+            await conn.execute(select(harness.tables.outbox).where(harness.tables.outbox.c.id == eid))
+        ).one()
     assert harness.runtime.js is not None
     # Outside JetStream's dedupe window: same ce-id, different Nats-Msg-Id.
     await harness.runtime.js.publish(
@@ -188,7 +190,7 @@ async def test_redelivery_with_a_new_message_id_is_stopped_by_the_inbox(harness:
 async def test_failing_handler_is_retried_until_it_applies_once(harness: Harness) -> None:
     harness.failures_left = 2
     eid = await harness.emit(1200)
-    await _wait_for(lambda: _eq(harness.effect_count(eid), 1), timeout=15)
+    await _wait_for(lambda: _eq(harness.effect_count(eid), 1), within=15)
     await asyncio.sleep(0.5)
     assert await harness.effect_count(eid) == 1
     assert harness.failures_left == 0
@@ -199,13 +201,19 @@ async def test_undecodable_event_is_dead_lettered_not_retried_forever(harness: H
     await harness.runtime.js.publish(
         f"{harness.settings.nats_subject_prefix}.payments.payment.credited",
         b"\xff\xfe not protobuf",
-        headers={"Nats-Msg-Id": uuid.uuid4().hex, "ce-id": "not-a-uuid", "ce-type": "payments.payment.credited"},
+        headers={
+            "Nats-Msg-Id": uuid.uuid4().hex,
+            "ce-id": "not-a-uuid",
+            "ce-type": "payments.payment.credited",
+        },
     )
 
     async def dead_letters() -> int:
         async with harness.runtime.engine.connect() as conn:
             return int(
-                (await conn.execute(select(func.count()).select_from(harness.tables.dead_letters))).scalar_one()
+                (
+                    await conn.execute(select(func.count()).select_from(harness.tables.dead_letters))
+                ).scalar_one()
             )
 
     await _wait_for(lambda: _eq(dead_letters(), 1))
@@ -234,7 +242,7 @@ async def test_events_wait_in_the_outbox_while_nats_is_down_and_flow_when_it_ret
     port = _free_port()
     store = tempfile.mkdtemp(prefix="yummi-nats-")
     args = [_nats_server_binary(), "-js", "-sd", store, "-a", "127.0.0.1", "-p", str(port)]
-    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
     h = Harness(_settings(NATS_URL=f"nats://127.0.0.1:{port}"))
     try:
         await _wait_port(port)
@@ -248,10 +256,10 @@ async def test_events_wait_in_the_outbox_while_nats_is_down_and_flow_when_it_ret
         await asyncio.sleep(1.0)
         assert await h.unpublished() == 5, "events must stay in the outbox while NATS is down"
 
-        server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        await _wait_for(lambda: _eq(h.unpublished(), 0), timeout=30)
+        server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
+        await _wait_for(lambda: _eq(h.unpublished(), 0), within=30)
         for eid in during:
-            await _wait_for(lambda eid=eid: _eq(h.effect_count(eid), 1), timeout=30)
+            await _wait_for(lambda eid=eid: _eq(h.effect_count(eid), 1), within=30)
         assert await h.effect_count() == 6
     finally:
         await h.close()

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from yummi_common.errors import InvalidArgument
 from yummi_common.money import format_minor, rand_to_minor
 from yummi_common.pagination import decode_cursor, encode_cursor
-from yummi_common.errors import InvalidArgument
 from yummi_common.settings import Settings, normalise_database_url
 
 PROD_OK = {
@@ -87,13 +87,23 @@ def test_dev_auth_is_only_allowed_in_dev_and_test() -> None:
 
 @pytest.mark.parametrize(
     ("value", "cents"),
-    [(34.99, 3499), ("34.99", 3499), ("R 12.50", 1250), (0, 0), (19.999, 2000), ("1e2", 10000), (0.1 + 0.2, 30)],
+    [
+        (34.99, 3499),
+        ("34.99", 3499),
+        ("R 12.50", 1250),
+        (0, 0),
+        (19.999, 2000),
+        ("1e2", 10000),
+        (0.1 + 0.2, 30),
+    ],
 )
 def test_rand_amounts_become_exact_cents(value: object, cents: int) -> None:
     assert rand_to_minor(value) == cents
 
 
-@pytest.mark.parametrize("value", [-1, "-0.01", "abc", "", None, True, float("nan"), float("inf"), [], "1" * 40])
+@pytest.mark.parametrize(
+    "value", [-1, "-0.01", "abc", "", None, True, float("nan"), float("inf"), [], "1" * 40]
+)
 def test_bad_rand_amounts_are_refused(value: object) -> None:
     with pytest.raises(ValueError):
         rand_to_minor(value)

@@ -38,9 +38,12 @@ async def usage_rows(runtime, user: str):
 
 
 def ai_tokens_counted(kind: str) -> float:
-    return REGISTRY.get_sample_value(
-        "yummi_ai_tokens_total", {"model": "gpt-4o-mini", "kind": kind, "key_source": "server"}
-    ) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "yummi_ai_tokens_total", {"model": "gpt-4o-mini", "kind": kind, "key_source": "server"}
+        )
+        or 0.0
+    )
 
 
 async def test_completion_with_the_server_key_answers_and_logs_usage_without_the_prompt(

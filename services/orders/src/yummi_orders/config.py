@@ -1,4 +1,4 @@
-"""The orders service's own knobs, derived from the shared settings: lease length, attempts, sweep interval."""
+"""The orders service's knobs, derived from the shared settings: lease length, attempts, sweep interval."""
 
 from __future__ import annotations
 

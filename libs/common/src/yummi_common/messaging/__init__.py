@@ -1,1 +1,1 @@
-"""Events between contexts: the outbox tables, the relay to JetStream and the consumer runtime with an inbox."""
+"""Events between contexts: outbox tables, the relay to JetStream, the consumer runtime with an inbox."""

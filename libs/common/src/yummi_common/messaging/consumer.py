@@ -1,4 +1,4 @@
-"""The consumer runtime: durable JetStream pull consumers whose handlers run exactly once per event (inbox)."""
+"""The consumer runtime: durable JetStream pull consumers whose handlers run once per event (inbox)."""
 
 from __future__ import annotations
 
@@ -174,7 +174,11 @@ class ConsumerRuntime:
         except Exception as exc:  # noqa: BLE001 - redeliver with backoff, dead-letter after max_deliver
             outcome = "failed"
             log.warning(
-                "event handler failed", consumer=durable, event_id=str(event.id), deliveries=deliveries, error=str(exc)
+                "event handler failed",
+                consumer=durable,
+                event_id=str(event.id),
+                deliveries=deliveries,
+                error=str(exc),
             )
             if deliveries >= self._max_deliver:
                 await self._dead_letter(durable, msg, headers, deliveries, f"{type(exc).__name__}: {exc}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from google.protobuf.message import Message
+
 from yummi.events.v1 import events_pb2 as ev
 
 EVENT_TYPES: dict[str, type[Message]] = {

@@ -58,7 +58,13 @@ class OutboxRelay:
         async with self._engine.begin() as conn:
             rows = (
                 await conn.execute(
-                    select(outbox.c.id, outbox.c.event_type, outbox.c.payload, outbox.c.headers, outbox.c.created_at)
+                    select(
+                        outbox.c.id,
+                        outbox.c.event_type,
+                        outbox.c.payload,
+                        outbox.c.headers,
+                        outbox.c.created_at,
+                    )
                     .where(outbox.c.published_at.is_(None))
                     .order_by(outbox.c.created_at, outbox.c.id)
                     .limit(self._batch_size)
@@ -76,7 +82,7 @@ class OutboxRelay:
                     failure = exc
                     break
                 published.append(row.id)
-            # Mark what reached the stream even when a later publish failed, in this same (committed) transaction.
+            # Mark what reached the stream even when a later publish failed (this transaction commits).
             if published:
                 await conn.execute(
                     update(outbox)
