@@ -50,6 +50,7 @@ async def test_user_created_then_deleted_creates_then_erases(app_client: Callabl
         assert created.json() == {"status": "processed"}
         repeat = await http.post("/v1/webhooks/clerk", content=body, headers=headers)
         assert repeat.status_code == 200  # Svix retries are harmless
+        assert repeat.json() == {"status": "duplicate"}
 
         from yummi_gateway.adapters.users import get_user_by_clerk_id
 
@@ -83,3 +84,25 @@ async def test_other_event_types_are_acknowledged_and_ignored(app_client: Callab
         body, headers = signed({"type": "session.created", "data": {"id": "sess_1"}})
         response = await http.post("/v1/webhooks/clerk", content=body, headers=headers)
         assert response.json() == {"status": "ignored"}
+
+
+async def test_a_replayed_svix_id_changes_nothing(app_client: Callable[..., Any]) -> None:
+    clerk_id = f"user_{uuid.uuid4().hex[:10]}"
+    async with app_client(clerk_webhook_secret=SECRET) as http:
+        old_body, old_headers = signed(user_event("user.updated", clerk_id, "old@example.com"))
+        first = await http.post("/v1/webhooks/clerk", content=old_body, headers=old_headers)
+        assert first.status_code == 200
+        new_body, new_headers = signed(user_event("user.updated", clerk_id, "new@example.com"))
+        second = await http.post("/v1/webhooks/clerk", content=new_body, headers=new_headers)
+        assert second.status_code == 200
+
+        replay = await http.post("/v1/webhooks/clerk", content=old_body, headers=old_headers)
+
+        assert replay.status_code == 200
+        assert replay.json() == {"status": "duplicate"}
+        from yummi_gateway.adapters.users import get_user_by_clerk_id
+
+        gateway = http._transport.app.state.gateway  # type: ignore[attr-defined]
+        async with gateway.uow() as uow:
+            row = await get_user_by_clerk_id(uow.session, clerk_user_id=clerk_id)
+        assert row.email == "new@example.com"

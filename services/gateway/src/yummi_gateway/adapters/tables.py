@@ -22,3 +22,12 @@ users = Table(
     Column("erased_at", DateTime(timezone=True)),
     schema=SCHEMA,
 )
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("svix_id", Text, primary_key=True),
+    Column("event_type", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    schema=SCHEMA,
+)

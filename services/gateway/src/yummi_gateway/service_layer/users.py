@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
 from yummi.events.v1 import events_pb2
 from yummi_common.db import UnitOfWork
 from yummi_common.errors import NotFound
 from yummi_common.timeutil import isoformat
 from yummi_gateway.adapters import users as repo
+from yummi_gateway.adapters.tables import webhook_deliveries
 from yummi_gateway.domain.identity import new_pseudonym
 
 USER_CACHE_TTL_SECONDS = 30.0
@@ -89,6 +93,29 @@ async def sync_clerk_user(
     """Apply a Clerk user.created/updated webhook: create the user or store the new email."""
     cache.forget(clerk_user_id)
     await ensure_user(uow_factory=uow_factory, cache=cache, clerk_user_id=clerk_user_id, email=email)
+
+
+async def claim_webhook_delivery(
+    *, uow_factory: Callable[[], UnitOfWork], svix_id: str, event_type: str
+) -> bool:
+    """Record a Svix message id before applying it; False when it was applied (or is being applied)."""
+    async with uow_factory() as uow:
+        inserted = await uow.session.execute(
+            pg_insert(webhook_deliveries)
+            .values(svix_id=svix_id, event_type=event_type)
+            .on_conflict_do_nothing()
+            .returning(webhook_deliveries.c.svix_id)
+        )
+        claimed = inserted.first() is not None
+        await uow.commit()
+    return claimed
+
+
+async def release_webhook_delivery(*, uow_factory: Callable[[], UnitOfWork], svix_id: str) -> None:
+    """Forget a claimed message id whose effect failed, so Svix's retry applies it."""
+    async with uow_factory() as uow:
+        await uow.session.execute(delete(webhook_deliveries).where(webhook_deliveries.c.svix_id == svix_id))
+        await uow.commit()
 
 
 async def erase_user(*, uow_factory: Callable[[], UnitOfWork], cache: UserCache, user_id: uuid.UUID) -> str:

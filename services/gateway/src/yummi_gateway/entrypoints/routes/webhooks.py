@@ -13,7 +13,12 @@ from yummi_gateway.adapters.clerk_webhooks import InvalidWebhook, verify_clerk_w
 from yummi_gateway.entrypoints.deps import GatewayDep, is_json_media_type
 from yummi_gateway.entrypoints.schemas import PROBLEM
 from yummi_gateway.responses import JSONBytes
-from yummi_gateway.service_layer.users import erase_clerk_user, sync_clerk_user
+from yummi_gateway.service_layer.users import (
+    claim_webhook_delivery,
+    erase_clerk_user,
+    release_webhook_delivery,
+    sync_clerk_user,
+)
 
 log = get_logger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -62,14 +67,22 @@ async def clerk_webhook(request: Request, gateway: GatewayDep) -> Response:
         return JSONBytes({"status": "ignored"})
     if not isinstance(clerk_user_id, str) or not clerk_user_id or len(clerk_user_id) > 255:
         raise HTTPException(400, "The webhook names no user.")
-    # Both effects are idempotent, so Svix's retries of a delivered message change nothing.
-    if event_type == "user.deleted":
-        await erase_clerk_user(uow_factory=gateway.uow, cache=gateway.users, clerk_user_id=clerk_user_id)
-    else:
-        await sync_clerk_user(
-            uow_factory=gateway.uow,
-            cache=gateway.users,
-            clerk_user_id=clerk_user_id,
-            email=primary_email(data),
-        )
+    # A message id is applied once: a replay (or a late retry of an older update) changes nothing.
+    svix_id = request.headers["svix-id"]  # present: the signature covers it
+    claimed = await claim_webhook_delivery(uow_factory=gateway.uow, svix_id=svix_id, event_type=event_type)
+    if not claimed:
+        return JSONBytes({"status": "duplicate"})
+    try:
+        if event_type == "user.deleted":
+            await erase_clerk_user(uow_factory=gateway.uow, cache=gateway.users, clerk_user_id=clerk_user_id)
+        else:
+            await sync_clerk_user(
+                uow_factory=gateway.uow,
+                cache=gateway.users,
+                clerk_user_id=clerk_user_id,
+                email=primary_email(data),
+            )
+    except BaseException:
+        await release_webhook_delivery(uow_factory=gateway.uow, svix_id=svix_id)
+        raise
     return JSONBytes({"status": "processed"})
