@@ -73,22 +73,15 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
                 with _server_span(method, metadata, traced) as span:
                     try:
                         return await inner(request, context)
-                    except YummiError as exc:
-                        code = exc.code
-                        await _abort(context, exc)
                     except grpc.aio.AbortError:
                         code = _code_of(context)
                         raise
-                    except NotImplementedError:
-                        code = "UNIMPLEMENTED"
-                        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
                     except asyncio.CancelledError:
                         code = "CANCELLED"
                         raise
-                    except Exception:
-                        code = "INTERNAL"
-                        log.exception("unhandled error in rpc", method=method)
-                        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                    except Exception as exc:
+                        code = _status_of(exc)
+                        await _abort_for(context, exc, method)
                     finally:
                         _record(method, code, started, span, request)
                         request_id.reset(token)
@@ -114,22 +107,15 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     async for item in inner_stream(request, context):
                         yield item
-                except YummiError as exc:
-                    code = exc.code
-                    await _abort(context, exc)
                 except grpc.aio.AbortError:
                     code = _code_of(context)
                     raise
-                except NotImplementedError:
-                    code = "UNIMPLEMENTED"
-                    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
                 except (asyncio.CancelledError, GeneratorExit):
                     code = "CANCELLED"
                     raise
-                except Exception:
-                    code = "INTERNAL"
-                    log.exception("unhandled error in streaming rpc", method=method)
-                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                except Exception as exc:
+                    code = _status_of(exc)
+                    await _abort_for(context, exc, method)
                 finally:
                     _record(method, code, started, span, request)
                     request_id.reset(token)
@@ -144,6 +130,23 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def _status_of(exc: Exception) -> str:
+    """The status code name a servicer's exception answers with."""
+    if isinstance(exc, YummiError):
+        return exc.code
+    return "UNIMPLEMENTED" if isinstance(exc, NotImplementedError) else "INTERNAL"
+
+
+async def _abort_for(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
+    """End the call with the status of `exc`: domain errors as they say, anything else INTERNAL (logged)."""
+    if isinstance(exc, YummiError):
+        await _abort(context, exc)
+    if isinstance(exc, NotImplementedError):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+    log.exception("unhandled error in rpc", method=method)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
 # Probes and tooling: measured, but no spans (a health check every few seconds is noise in a trace store).
