@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -11,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import nats
+import nats.js.errors
 import pytest
 
 from yummi_ai.fake_openai import FakeOpenAI
@@ -102,7 +108,7 @@ def stack(
         "OPENAI_BASE_URL": fake_openai.base_url,
         "OPENAI_API_KEY": E2E_OPENAI_KEY,
         # A configured webhook, so POST /v1/webhooks/clerk answers 400/401 to bad deliveries, not 503.
-        "CLERK_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "CLERK_WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
         # The suites poll and browse from one address faster than a person would; the limits themselves are
         # covered by the gateway's own tests.
         "RATE_LIMIT_PER_MINUTE": "100000",
@@ -112,6 +118,10 @@ def stack(
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_collector.url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "METRICS_REFRESH_SECONDS": "1",
+        # A stream of its own: the session stream already holds every event the integration tests published,
+        # and the stack's durable consumers would first work through that whole backlog.
+        "NATS_STREAM": f"{yummi_infra.nats_stream}_E2E",
+        "NATS_SUBJECT_PREFIX": f"{yummi_infra.nats_subject_prefix.split('.')[0]}e2e.events",
     }
     services = start_services(env, SERVICE_NAMES, log_dir, timeout=SERVICES_START_TIMEOUT)
     try:
@@ -121,6 +131,16 @@ def stack(
             )
     finally:
         services.stop()
+        asyncio.run(_delete_stream(yummi_infra.nats_url, env["NATS_STREAM"]))
+
+
+async def _delete_stream(nats_url: str, stream: str) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await nc.jetstream().delete_stream(stream)
+    finally:
+        await nc.close()
 
 
 @pytest.hookimpl(wrapper=True)
