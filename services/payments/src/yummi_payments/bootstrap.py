@@ -6,6 +6,7 @@ from pathlib import Path
 
 from yummi_common.service import ServiceSpec
 from yummi_payments.adapters.tables import messaging, metadata
+from yummi_payments.entrypoints.cli import reconcile_command
 from yummi_payments.entrypoints.consumers import subscriptions
 from yummi_payments.entrypoints.grpc_server import register
 
@@ -18,4 +19,5 @@ SPEC = ServiceSpec(
     migrations_dir=MIGRATIONS_DIR,
     register=register,
     subscriptions=subscriptions,
+    commands={"reconcile": reconcile_command},
 )
