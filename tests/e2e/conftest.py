@@ -13,6 +13,7 @@ import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import nats
@@ -21,7 +22,7 @@ import pytest
 
 from yummi_ai.fake_openai import FakeOpenAI
 from yummi_devstack import SERVICE_NAMES, ServiceGroup, start_services
-from yummi_devstack.infra import free_port
+from yummi_devstack.infra import drop_database, ensure_database, free_port, url_with_database
 from yummi_devstack.pytest_plugin import SessionInfra
 from yummi_devstack.tokens import dev_auth_headers
 
@@ -39,6 +40,7 @@ class Stack:
     client: httpx.Client
     services: ServiceGroup
     payfast_url: str
+    database_url: str
 
     def auth(
         self, sub: str = "user_e2e", email: str | None = "e2e@example.com", **claims: Any
@@ -97,6 +99,8 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("service-logs")
+    session_database = urlsplit(yummi_infra.database_url).path.lstrip("/")
+    database_url = url_with_database(yummi_infra.database_url, f"{session_database}_e2e")
     env = {
         **os.environ,
         "ADMIN_EMAILS": ADMIN_EMAIL,
@@ -122,16 +126,26 @@ def stack(
         # and the stack's durable consumers would first work through that whole backlog.
         "NATS_STREAM": f"{yummi_infra.nats_stream}_E2E",
         "NATS_SUBJECT_PREFIX": f"{yummi_infra.nats_subject_prefix.split('.')[0]}e2e.events",
+        # And a database of its own, so the runner's queue holds only what the e2e tests placed; each service
+        # migrates its schema as it starts.
+        "DATABASE_URL": database_url,
+        "MIGRATE_ON_START": "true",
     }
+    ensure_database(database_url)
     services = start_services(env, SERVICE_NAMES, log_dir, timeout=SERVICES_START_TIMEOUT)
     try:
         with httpx.Client(base_url=services.gateway_url, timeout=30.0) as client:
             yield Stack(
-                url=services.gateway_url, client=client, services=services, payfast_url=payfast_simulator
+                url=services.gateway_url,
+                client=client,
+                services=services,
+                payfast_url=payfast_simulator,
+                database_url=database_url,
             )
     finally:
         services.stop()
         asyncio.run(_delete_stream(yummi_infra.nats_url, env["NATS_STREAM"]))
+        drop_database(database_url)
 
 
 async def _delete_stream(nats_url: str, stream: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -32,9 +31,9 @@ def products(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> list[dic
     return available_products(stack, 3)
 
 
-def rows(sql: str, *args: Any) -> list[asyncpg.Record]:
-    """Rows straight from the session database, to check every schema after the events flowed."""
-    return query(os.environ["DATABASE_URL"], sql, *args)
+def rows(stack: Stack, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Rows straight from the stack's database, to check every schema after the events flowed."""
+    return query(stack.database_url, sql, *args)
 
 
 def test_ten_concurrent_orders_with_one_idempotency_key_place_exactly_one(
@@ -118,19 +117,20 @@ def test_export_gathers_every_context_and_erasure_reaches_every_schema(
     def erased_everywhere() -> dict[str, Any]:
         return {
             "identity": rows(
-                "SELECT email, clerk_user_id, erased_at FROM identity.users WHERE id = $1", user_id
+                stack, "SELECT email, clerk_user_id, erased_at FROM identity.users WHERE id = $1", user_id
             ),
-            "notes": rows("SELECT notes FROM orders.orders WHERE user_id = $1", user_id),
-            "basket": rows("SELECT 1 FROM orders.baskets WHERE user_id = $1", user_id),
+            "notes": rows(stack, "SELECT notes FROM orders.orders WHERE user_id = $1", user_id),
+            "basket": rows(stack, "SELECT 1 FROM orders.baskets WHERE user_id = $1", user_id),
             "itn": rows(
-                "SELECT last_itn_payload::text AS p FROM payments.payments WHERE user_id = $1", user_id
+                stack, "SELECT last_itn_payload::text AS p FROM payments.payments WHERE user_id = $1", user_id
             ),
             "audit": rows(
+                stack,
                 "SELECT a.payload::text AS p FROM payments.itn_audit a"
                 " JOIN payments.payments p ON p.id = a.payment_id WHERE p.user_id = $1",
                 user_id,
             ),
-            "credentials": rows("SELECT 1 FROM ai.api_credentials WHERE user_id = $1", user_id),
+            "credentials": rows(stack, "SELECT 1 FROM ai.api_credentials WHERE user_id = $1", user_id),
         }
 
     def done(state: dict[str, Any]) -> bool:
@@ -153,6 +153,7 @@ def test_export_gathers_every_context_and_erasure_reaches_every_schema(
 
     # The ledger stays whole for the accounts: its entries still add up to the wallet's balance.
     ledger = rows(
+        stack,
         "SELECT w.balance_minor, coalesce(sum(t.amount_minor), 0) AS total, count(t.id) AS entries"
         " FROM payments.wallets w LEFT JOIN payments.wallet_transactions t ON t.user_id = w.user_id"
         " WHERE w.user_id = $1 GROUP BY w.balance_minor",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -106,7 +105,7 @@ def test_forged_x_forwarded_for_from_an_untrusted_peer_is_ignored_and_credits_no
         assert (status["status"], status["wallet_credited"]) == ("pending", False)
     assert balance(stack, shopper)["balance_minor"] == 0
     audits = query(
-        os.environ["DATABASE_URL"],
+        stack.database_url,
         "SELECT client_ip, outcome, reason FROM payments.itn_audit WHERE reference = $1 ORDER BY created_at",
         reference,
     )
