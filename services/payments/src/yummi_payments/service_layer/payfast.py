@@ -106,6 +106,8 @@ async def initiate_payfast(
         "item_name": config.item_name,
     }
     signed = payfast.signed_checkout_fields(fields, config.passphrase)
+    # For comparing with PayFast's sandbox signature tester; the passphrase is never part of what is logged.
+    log.debug("payfast signature string", reference=ref, param_string=payfast.param_string(signed[:-1]))
     await uow.commit()
     log.info("payfast checkout started", reference=ref, amount_minor=amount_minor)
     return Checkout(reference=reference, action_url=config.process_url, fields=signed, mode=config.mode)
