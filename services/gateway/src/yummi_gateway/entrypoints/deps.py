@@ -20,7 +20,8 @@ log = get_logger(__name__)
 REALM = 'Bearer realm="yummi"'
 
 
-def get_gateway(request: Request) -> Gateway:
+# Dependencies are `async def` even when they do no I/O: FastAPI runs plain `def` ones in its thread pool.
+async def get_gateway(request: Request) -> Gateway:
     return request.app.state.gateway  # type: ignore[no-any-return]
 
 
@@ -122,7 +123,7 @@ def is_json_media_type(content_type: str | None) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """A body, when sent, must be application/json (415 otherwise)."""
     if _has_body(request) and not is_json_media_type(request.headers.get("content-type")):
         raise HTTPException(415, "Send the request body as application/json.")
