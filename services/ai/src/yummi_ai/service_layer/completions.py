@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from yummi_ai.adapters.openai_provider import ProviderKey
 from yummi_ai.adapters.secrets import Keyring
 from yummi_ai.config import FEATURE_COMPLETE
 from yummi_ai.domain.chat import ChatRequest, validate_chat
@@ -23,11 +25,21 @@ class Completion:
     completion_tokens: int
 
 
-def _validated(
-    meter: Meter, *, messages: Sequence[tuple[str, str]], model: str, max_tokens: int
-) -> ChatRequest:
+async def _prepare(
+    *,
+    meter: Meter,
+    keyring: Keyring,
+    user_id: str,
+    messages: Sequence[tuple[str, str]],
+    model: str,
+    max_tokens: int,
+    user_key_id: str,
+) -> tuple[uuid.UUID, ChatRequest, ProviderKey]:
+    """What both kinds of completion check first: the feature, the request, and whose key pays."""
+    require_feature(meter.config, FEATURE_COMPLETE)
+    uid = parse_id(user_id, "user_id")
     config = meter.config
-    return validate_chat(
+    request = validate_chat(
         messages=messages,
         model=model,
         max_tokens=max_tokens,
@@ -35,6 +47,10 @@ def _validated(
         default_model=config.default_model,
         max_tokens_cap=config.max_tokens_cap,
     )
+    key = await resolve_key(
+        uow_factory=meter.uow_factory, keyring=keyring, config=config, user_id=uid, user_key_id=user_key_id
+    )
+    return uid, request, key
 
 
 async def complete(
@@ -49,14 +65,13 @@ async def complete(
     deadline: float,
 ) -> Completion:
     """A completion of the conversation, counted against the user's daily budget."""
-    require_feature(meter.config, FEATURE_COMPLETE)
-    uid = parse_id(user_id, "user_id")
-    request = _validated(meter, messages=messages, model=model, max_tokens=max_tokens)
-    key = await resolve_key(
-        uow_factory=meter.uow_factory,
+    uid, request, key = await _prepare(
+        meter=meter,
         keyring=keyring,
-        config=meter.config,
-        user_id=uid,
+        user_id=user_id,
+        messages=messages,
+        model=model,
+        max_tokens=max_tokens,
         user_key_id=user_key_id,
     )
     result = await metered_chat(
@@ -89,14 +104,13 @@ async def stream_complete(
     deadline: float,
 ) -> AsyncIterator[tuple[str, str, str] | StreamUsage]:
     """The completion as `(id, model, text)` deltas in order, ending with the usage counted."""
-    require_feature(meter.config, FEATURE_COMPLETE)
-    uid = parse_id(user_id, "user_id")
-    request = _validated(meter, messages=messages, model=model, max_tokens=max_tokens)
-    key = await resolve_key(
-        uow_factory=meter.uow_factory,
+    uid, request, key = await _prepare(
+        meter=meter,
         keyring=keyring,
-        config=meter.config,
-        user_id=uid,
+        user_id=user_id,
+        messages=messages,
+        model=model,
+        max_tokens=max_tokens,
         user_key_id=user_key_id,
     )
     async for item in metered_stream(
