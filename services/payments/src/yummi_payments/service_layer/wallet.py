@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -116,6 +117,29 @@ async def post_entry(
 # --- the order saga ------------------------------------------------------------------------------------
 
 
+def _charge_row(
+    *,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    amount_minor: int,
+    currency: str,
+    status: OrderChargeStatus,
+    **extra: Any,
+) -> Any:
+    """The INSERT of an order's one charge row (what the wallet decided about that order)."""
+    now = utcnow()
+    return pg_insert(order_charges).values(
+        order_id=order_id,
+        user_id=user_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        status=status.value,
+        created_at=now,
+        updated_at=now,
+        **extra,
+    )
+
+
 async def debit_for_order(
     *, uow: UnitOfWork, order_id: uuid.UUID, user_id: uuid.UUID, amount_minor: int, currency: str
 ) -> OrderChargeStatus | None:
@@ -129,18 +153,15 @@ async def debit_for_order(
         log.info("order already handled by the wallet", order_id=str(order_id), status=existing.status)
         return None
     decision = ledger.decide_debit(wallet, amount_minor=amount_minor, currency=currency)
-    now = utcnow()
     if isinstance(decision, DebitRejection):
         await session.execute(
-            pg_insert(order_charges).values(
+            _charge_row(
                 order_id=order_id,
                 user_id=user_id,
                 amount_minor=amount_minor,
                 currency=currency,
-                status=OrderChargeStatus.REJECTED.value,
+                status=OrderChargeStatus.REJECTED,
                 reason=decision.value,
-                created_at=now,
-                updated_at=now,
             )
         )
         uow.emit(
@@ -167,15 +188,13 @@ async def debit_for_order(
     if entry_id is None:  # the ledger already holds this debit: nothing more to do
         return None
     await session.execute(
-        pg_insert(order_charges).values(
+        _charge_row(
             order_id=order_id,
             user_id=user_id,
             amount_minor=amount_minor,
             currency=currency,
-            status=OrderChargeStatus.DEBITED.value,
+            status=OrderChargeStatus.DEBITED,
             debit_transaction_id=entry_id,
-            created_at=now,
-            updated_at=now,
         )
     )
     uow.emit(
@@ -212,18 +231,14 @@ async def refund_for_order(
     now = utcnow()
     if charge is None:
         await session.execute(
-            pg_insert(order_charges)
-            .values(
+            _charge_row(
                 order_id=order_id,
                 user_id=owner,
                 amount_minor=amount_minor,
                 currency=currency or ledger.CURRENCY,
-                status=OrderChargeStatus.CLOSED_BEFORE_DEBIT.value,
+                status=OrderChargeStatus.CLOSED_BEFORE_DEBIT,
                 reason=why,
-                created_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing()
+            ).on_conflict_do_nothing()
         )
         log.info("order closed before any debit", order_id=str(order_id), why=why)
         return False
