@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     redis_key_prefix: str = "yummi:"
     nats_url: str | None = None
     nats_stream: str = "YUMMI_EVENTS"
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)  # 3 on a three-node NATS cluster
     nats_subject_prefix: str = "yummi.events"
 
     catalog_grpc_addr: str = "127.0.0.1:50051"

@@ -30,7 +30,7 @@ async def connect_nats(settings: Settings, *, name: str) -> NATS:
         log.warning("nats error", error=str(exc))
 
     return await nats.connect(
-        settings.nats_url,
+        [url.strip() for url in settings.nats_url.split(",") if url.strip()],  # one URL or a cluster's list
         name=f"yummi-{name}",
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
@@ -52,6 +52,7 @@ async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
         discard=DiscardPolicy.OLD,
         max_age=7 * 24 * 3600,
         duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=settings.nats_stream_replicas,
     )
     try:
         await js.stream_info(settings.nats_stream)
