@@ -3,14 +3,21 @@
 Run `python -m yummi_payments.simulator --port 8099`, then point PAYFAST_PROCESS_URL at
 `http://127.0.0.1:8099/eng/process` and PAYFAST_VALIDATE_URL at `http://127.0.0.1:8099/eng/query/validate`
 (and PAYFAST_VALID_HOSTS at 127.0.0.1) so a whole top-up runs on one machine.
+
+Like PayFast, the simulator posts an ITN at once and, while the merchant does not answer 200, again later:
+PayFast retries after about 10 minutes and then at exponentially longer intervals. `--retry-delays` sets the
+waits between attempts (seconds, comma-separated) so tests can use a short schedule.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import html
 import os
 import secrets
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -26,6 +33,9 @@ from yummi_payments.config import SANDBOX_MERCHANT_ID, SANDBOX_MERCHANT_KEY, SAN
 from yummi_payments.domain import payfast
 
 MAX_FORM_BYTES = 16 * 1024
+# Waits before the 2nd, 3rd, ... attempt of an ITN the merchant did not answer with 200: PayFast's documented
+# behaviour (one attempt at once, one after 10 minutes, then exponentially longer), cut off after a day.
+PAYFAST_RETRY_DELAYS: tuple[float, ...] = (600.0, 1_200.0, 2_400.0, 4_800.0, 9_600.0, 19_200.0, 38_400.0)
 
 
 @dataclass
@@ -37,6 +47,22 @@ class Notification:
     notify_url: str
     status_code: int | None
     error: str | None = None
+    attempt: int = 1
+
+
+@dataclass
+class Delivery:
+    """Every attempt at one ITN: delivered once the merchant answered 200; given up after the last retry."""
+
+    reference: str
+    payment_status: str
+    attempts: int = 0
+    delivered: bool = False
+    gave_up: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return not (self.delivered or self.gave_up)
 
 
 @dataclass
@@ -44,6 +70,7 @@ class SimulatorState:
     checkouts: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     issued: set[str] = field(default_factory=set)  # param strings (without signature) of ITNs we sent
     notifications: list[Notification] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
 
 
 class PayfastSimulator:
@@ -56,12 +83,17 @@ class PayfastSimulator:
         merchant_key: str = SANDBOX_MERCHANT_KEY,
         passphrase: str | None = SANDBOX_PASSPHRASE,
         notify_timeout: float = 10.0,
+        retry_delays: Sequence[float] = PAYFAST_RETRY_DELAYS,
     ) -> None:
         self.merchant_id = merchant_id
         self.merchant_key = merchant_key
         self.passphrase = passphrase or None
         self.notify_timeout = notify_timeout
+        self.retry_delays = tuple(float(delay) for delay in retry_delays)
+        if any(delay < 0 for delay in self.retry_delays):
+            raise ValueError("retry delays must not be negative")
         self.state = SimulatorState()
+        self._retries: set[asyncio.Task[None]] = set()
 
     # --- the pieces tests may also call directly ----------------------------------------------------
 
@@ -120,14 +152,17 @@ class PayfastSimulator:
             return "item_name and m_payment_id are required."
         return None
 
-    async def notify(self, checkout: dict[str, str], pairs: list[tuple[str, str]]) -> Notification:
-        """POST an ITN to the checkout's notify_url, as PayFast's servers do, and record the answer."""
+    async def notify(
+        self, checkout: dict[str, str], pairs: list[tuple[str, str]], *, attempt: int = 1
+    ) -> Notification:
+        """POST an ITN to the checkout's notify_url once, as PayFast's servers do, and record the answer."""
         url = checkout.get("notify_url", "")
         record = Notification(
             reference=checkout.get("m_payment_id", ""),
             payment_status=dict(pairs)["payment_status"],
             notify_url=url,
             status_code=None,
+            attempt=attempt,
         )
         if url:
             try:
@@ -143,6 +178,46 @@ class PayfastSimulator:
         self.state.notifications.append(record)
         return record
 
+    async def deliver(self, checkout: dict[str, str], pairs: list[tuple[str, str]]) -> Notification:
+        """The first attempt at once; while the merchant does not answer 200, retries in the background after
+        each of `retry_delays` (the same signed ITN each time, as PayFast resends it)."""
+        delivery = Delivery(
+            reference=checkout.get("m_payment_id", ""), payment_status=dict(pairs)["payment_status"]
+        )
+        self.state.deliveries.append(delivery)
+        first = await self._attempt(delivery, checkout, pairs)
+        if delivery.pending:
+            task = asyncio.get_running_loop().create_task(self._retry(delivery, checkout, pairs))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+        return first
+
+    async def _attempt(
+        self, delivery: Delivery, checkout: dict[str, str], pairs: list[tuple[str, str]]
+    ) -> Notification:
+        delivery.attempts += 1
+        record = await self.notify(checkout, pairs, attempt=delivery.attempts)
+        if record.status_code == 200:
+            delivery.delivered = True
+        elif delivery.attempts > len(self.retry_delays) or not record.notify_url:
+            delivery.gave_up = True
+        return record
+
+    async def _retry(
+        self, delivery: Delivery, checkout: dict[str, str], pairs: list[tuple[str, str]]
+    ) -> None:
+        while delivery.pending:
+            await asyncio.sleep(self.retry_delays[delivery.attempts - 1])
+            await self._attempt(delivery, checkout, pairs)
+
+    async def aclose(self) -> None:
+        """Stop the pending retries (the server is shutting down)."""
+        for task in list(self._retries):
+            task.cancel()
+        for task in list(self._retries):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     # --- HTTP --------------------------------------------------------------------------------------
 
     def app(self) -> Starlette:
@@ -153,8 +228,15 @@ class PayfastSimulator:
                 Route("/eng/process/{checkout_id}/cancel", self._cancel, methods=["POST"]),
                 Route("/eng/query/validate", self._validate, methods=["POST"]),
                 Route("/simulator/notifications", self._notifications, methods=["GET"]),
-            ]
+                Route("/simulator/deliveries", self._deliveries, methods=["GET"]),
+            ],
+            lifespan=self._lifespan,
         )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.aclose()
 
     async def _process(self, request: Request) -> Response:
         if request.method == "GET":
@@ -196,7 +278,7 @@ class PayfastSimulator:
             status = "COMPLETE"
         data = dict(checkout)
         itn = self.build_itn(data, payment_status=status)
-        record = await self.notify(data, itn)
+        record = await self.deliver(data, itn)
         if status == "COMPLETE" and data.get("return_url"):
             return RedirectResponse(data["return_url"], status_code=303)
         outcome = f"notify_url answered {record.status_code}" if record.status_code else "no ITN delivered"
@@ -219,6 +301,11 @@ class PayfastSimulator:
     async def _notifications(self, _request: Request) -> Response:
         return JSONResponse([record.__dict__ for record in self.state.notifications])
 
+    async def _deliveries(self, _request: Request) -> Response:
+        return JSONResponse(
+            [{**record.__dict__, "pending": record.pending} for record in self.state.deliveries]
+        )
+
 
 def _page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
     document = (
@@ -226,6 +313,16 @@ def _page(title: str, body: str, *, status: int = 200) -> HTMLResponse:
         f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
     return HTMLResponse(document, status_code=status)
+
+
+def _delays(text: str) -> tuple[float, ...]:
+    try:
+        delays = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of seconds: {text!r}") from None
+    if any(delay < 0 for delay in delays):
+        raise argparse.ArgumentTypeError("retry delays must not be negative")
+    return delays
 
 
 def create_app(**kwargs: Any) -> Starlette:
@@ -247,9 +344,19 @@ def main(argv: list[str] | None = None) -> int:
     if passphrase is None:
         passphrase = "" if configured else SANDBOX_PASSPHRASE
     parser.add_argument("--passphrase", default=passphrase)
+    parser.add_argument(
+        "--retry-delays",
+        type=_delays,
+        default=PAYFAST_RETRY_DELAYS,
+        help="seconds to wait before each retry of an ITN not answered with 200, e.g. 0.5,1,2 "
+        "(default: PayFast's 10 minutes, then exponentially longer)",
+    )
     args = parser.parse_args(argv)
     simulator = PayfastSimulator(
-        merchant_id=args.merchant_id, merchant_key=args.merchant_key, passphrase=args.passphrase or None
+        merchant_id=args.merchant_id,
+        merchant_key=args.merchant_key,
+        passphrase=args.passphrase or None,
+        retry_delays=args.retry_delays,
     )
     uvicorn.run(simulator.app(), host=args.host, port=args.port, log_level="info")
     return 0
