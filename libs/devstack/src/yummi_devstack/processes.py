@@ -67,6 +67,8 @@ class ChildProcess:
     ) -> None:
         self.name = name
         self.argv = list(argv)
+        self.env = dict(env)
+        self.cwd = cwd
         self.log_path = log_path
         self._echo = echo
         self._tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
@@ -135,6 +137,14 @@ class ChildProcess:
         code = self.popen.wait(timeout)
         self._reader.join(timeout=2.0)
         return code
+
+    def respawn(self) -> ChildProcess:
+        """A new child running the same command with the same env, cwd and log (this one must have exited)."""
+        if self.poll() is None:
+            raise StackError(f"{self.name} is still running")
+        return ChildProcess(
+            self.name, self.argv, self.env, cwd=self.cwd, echo=self._echo, log_path=self.log_path
+        )
 
 
 def stop_processes(
@@ -243,6 +253,51 @@ class ServiceGroup:
     def stop(self, grace: float = STOP_GRACE_SECONDS, hurry: threading.Event | None = None) -> dict[str, int]:
         """Stop every service: SIGTERM, then SIGKILL after `grace` seconds; returns exit codes."""
         return stop_processes(self.processes.values(), grace, hurry)
+
+    def is_healthy(self, name: str) -> bool:
+        """One health check of one service (gRPC health, or the gateway's /v1/health)."""
+        if name == "gateway":
+            return http_ok(f"{self.gateway_url}/v1/health")
+        return grpc_serving(self.address(name))
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+        """End one service abruptly (SIGKILL to its process group by default: no clean shutdown) and wait
+        for it; returns its exit code. `restart(name)` starts it again."""
+        child = self.processes[name]
+        child.signal_group(sig)
+        code = child.wait(STOP_GRACE_SECONDS)
+        child.signal_group(signal.SIGKILL)  # helpers it left in its group
+        return code
+
+    def restart(
+        self, name: str, *, timeout: float = 120.0, grace: float = STOP_GRACE_SECONDS
+    ) -> ChildProcess:
+        """Stop one service if it still runs (SIGTERM, SIGKILL after `grace`), start it again with the same
+        command, env and port, and wait until it is healthy."""
+        old = self.processes[name]
+        if old.poll() is None:
+            stop_processes([old], grace)
+        else:
+            old.signal_group(signal.SIGKILL)
+            old.wait()
+        port = int(self.env["GATEWAY_PORT"]) if name == "gateway" else _port_of(self.address(name))
+        deadline = time.monotonic() + timeout
+        while not port_is_free(port):  # the old listener's socket may linger for a moment
+            if time.monotonic() > deadline:
+                raise StackError(f"port {port} of {name} is still taken")
+            time.sleep(0.05)
+        self.processes[name] = old.respawn()
+        _wait_until(self.is_healthy, self, [name], deadline, None)
+        return self.processes[name]
+
+    def pause(self, name: str) -> None:
+        """Freeze one service (SIGSTOP): it keeps its port and connections but answers nothing until
+        `resume`."""
+        self.processes[name].signal_group(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        """Let a paused service run again (SIGCONT)."""
+        self.processes[name].signal_group(signal.SIGCONT)
 
     def __enter__(self) -> ServiceGroup:
         return self
