@@ -61,6 +61,7 @@ class ConsumerRuntime:
         max_deliver: int = 8,
         ack_wait: float = 30.0,
         batch: int = 64,
+        concurrency: int | None = None,
     ) -> None:
         for sub in subscriptions:
             if sub.event_type not in EVENT_TYPES:
@@ -75,6 +76,7 @@ class ConsumerRuntime:
         self._max_deliver = max_deliver
         self._ack_wait = ack_wait
         self._batch = batch
+        self._concurrency = max(1, concurrency or settings.consumer_concurrency)
 
     def durable_name(self, sub: Subscription) -> str:
         return f"{self._service}-{sub.name}".replace(".", "_")
@@ -84,39 +86,67 @@ class ConsumerRuntime:
         await asyncio.gather(*(self._run_one(sub, stop) for sub in self._subscriptions))
 
     async def _run_one(self, sub: Subscription, stop: asyncio.Event) -> None:
+        """Pull for one subscription and handle up to `consumer_concurrency` of its messages at once.
+
+        Each message is still applied in its own transaction with its inbox row and acked after its commit, so
+        handling a batch side by side changes nothing about exactly-once; it only stops one slow round trip
+        from holding up the rest. The next fetch asks for as many messages as there are free slots.
+        """
         subject = subject_for(self._settings.nats_subject_prefix, sub.event_type)
         durable = self.durable_name(sub)
+        limit = self._concurrency
+        in_flight: set[asyncio.Task[None]] = set()
         psub = None
-        while not stop.is_set():
-            try:
-                if psub is None:
-                    psub = await self._js.pull_subscribe(
-                        subject,
-                        durable=durable,
-                        stream=self._settings.nats_stream,
-                        config=ConsumerConfig(
-                            durable_name=durable,
-                            ack_policy=AckPolicy.EXPLICIT,
-                            deliver_policy=DeliverPolicy.ALL,
-                            ack_wait=self._ack_wait,
-                            max_deliver=self._max_deliver + 1,
-                            filter_subject=subject,
-                            max_ack_pending=1000,
-                        ),
-                    )
+        try:
+            while not stop.is_set():
                 try:
-                    msgs = await psub.fetch(self._batch, timeout=1.0)
-                except (NatsTimeoutError, TimeoutError):
-                    continue
-                for msg in msgs:
-                    await self.handle_message(sub, msg)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - NATS or Postgres away: wait and go on
-                log.warning("consumer loop error; retrying", consumer=durable, error=str(exc))
-                psub = None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                    if len(in_flight) >= limit:
+                        await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                        continue
+                    if psub is None:
+                        psub = await self._js.pull_subscribe(
+                            subject,
+                            durable=durable,
+                            stream=self._settings.nats_stream,
+                            config=ConsumerConfig(
+                                durable_name=durable,
+                                ack_policy=AckPolicy.EXPLICIT,
+                                deliver_policy=DeliverPolicy.ALL,
+                                ack_wait=self._ack_wait,
+                                max_deliver=self._max_deliver + 1,
+                                filter_subject=subject,
+                                max_ack_pending=1000,
+                            ),
+                        )
+                    try:
+                        msgs = await psub.fetch(min(self._batch, limit - len(in_flight)), timeout=1.0)
+                    except (NatsTimeoutError, TimeoutError):
+                        continue
+                    for msg in msgs:
+                        task = asyncio.create_task(self._handle_guarded(sub, msg, durable))
+                        in_flight.add(task)
+                        task.add_done_callback(in_flight.discard)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - NATS or Postgres away: wait and go on
+                    log.warning("consumer loop error; retrying", consumer=durable, error=str(exc))
+                    psub = None
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=1.0)
+            if in_flight:  # stopping: let the messages already taken finish (each is short)
+                await asyncio.wait(in_flight, timeout=self._ack_wait)
+        finally:
+            for task in in_flight:
+                task.cancel()
+
+    async def _handle_guarded(self, sub: Subscription, msg: Msg, durable: str) -> None:
+        """Handle one message; an error outside the handler (an ack lost with NATS) means redelivery later."""
+        try:
+            await self.handle_message(sub, msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the message is redelivered after ack_wait
+            log.warning("message handling error; left for redelivery", consumer=durable, error=str(exc))
 
     async def handle_message(self, sub: Subscription, msg: Msg) -> None:
         """Apply one message exactly once: inbox insert + handler in one transaction, then ack."""
