@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -53,7 +54,14 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_batch(self) -> int:
-        """Claim up to a batch of unpublished rows, publish them in order and mark them; return how many."""
+        """Claim a batch of unpublished rows, publish them with asynchronous acks, mark the acked ones.
+
+        One transaction per batch: the claim (`FOR UPDATE SKIP LOCKED`: another relay takes other rows), the
+        publishes (sent back to back in commit order, acks awaited together) and one UPDATE of the rows whose
+        publish JetStream acknowledged. A row without an ack stays unpublished and goes again in a later
+        round; JetStream drops the copy it may already hold (Nats-Msg-Id = event id). Returns how many rows
+        were published; raises the first failure after marking the rest.
+        """
         outbox = self._outbox
         async with self._engine.begin() as conn:
             rows = (
@@ -73,16 +81,12 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            published = []
-            failure: Exception | None = None
-            for row in rows:
-                try:
-                    await self._publish_row(row)
-                except Exception as exc:  # noqa: BLE001 - keep the rest for the next round
-                    failure = exc
-                    break
-                published.append(row.id)
-            # Mark what reached the stream even when a later publish failed (this transaction commits).
+            acks = await self._publish_rows(rows)
+            published = [
+                row.id for row, ack in zip(rows, acks, strict=True) if not isinstance(ack, BaseException)
+            ]
+            failure = next((ack for ack in acks if isinstance(ack, BaseException)), None)
+            # Mark what reached the stream even when another publish failed (this transaction commits).
             if published:
                 await conn.execute(
                     update(outbox)
@@ -94,7 +98,31 @@ class OutboxRelay:
             raise failure
         return len(published)
 
-    async def _publish_row(self, row: Any) -> None:
+    async def _publish_rows(self, rows: Sequence[Any]) -> list[Any]:
+        """Send every row, then await all their acks (within `publish_timeout`): a PubAck or an error each."""
+        futures: list[asyncio.Future[Any]] = []
+        send_error: Exception | None = None
+        for row in rows:
+            try:
+                futures.append(await self._publish_row(row))
+            except Exception as exc:  # noqa: BLE001 - not sent: this row and the rest wait for the next round
+                send_error = exc
+                break
+        if futures:
+            _done, pending = await asyncio.wait(futures, timeout=self._publish_timeout)
+            for future in pending:
+                future.cancel()
+        results: list[Any] = []
+        for future in futures:
+            if future.cancelled():
+                results.append(TimeoutError(f"no publish ack within {self._publish_timeout} s"))
+            else:
+                results.append(future.exception() or future.result())
+        results.extend(send_error for _ in range(len(rows) - len(futures)))
+        return results
+
+    async def _publish_row(self, row: Any) -> asyncio.Future[Any]:
+        """Send one row to JetStream; the returned future resolves with its PubAck (or the stream's error)."""
         headers = {
             "Nats-Msg-Id": str(row.id),
             "ce-id": str(row.id),
@@ -121,10 +149,10 @@ class OutboxRelay:
         ) as span:
             if span is not None:
                 telemetry.inject(headers)
-            await self._js.publish(
+            return await self._js.publish_async(
                 subject,
                 row.payload,
-                timeout=self._publish_timeout,
+                wait_stall=self._publish_timeout,
                 stream=self._settings.nats_stream,
                 headers=headers,
             )
