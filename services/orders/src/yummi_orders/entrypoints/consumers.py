@@ -30,18 +30,10 @@ async def on_user_erased(uow: UnitOfWork, event: Event) -> None:
     await erasure.erase_user_data(uow=uow, user_id=body.user_id)
 
 
-# One message at a time per subscription is the consumer runtime's pace; several subscriptions with one name
-# share a durable consumer (JetStream hands each message to one of them), so debits are recorded side by side.
-SAGA_WORKERS = 4
-
-
 def subscriptions() -> list[Subscription]:
     """What the orders service listens to (the consumer runtime commits each handler's unit of work)."""
-    debited = Subscription(
-        event_type="payments.wallet.debited", handler=on_wallet_debited, name="wallet-debited"
-    )
     return [
-        *[debited] * SAGA_WORKERS,
+        Subscription(event_type="payments.wallet.debited", handler=on_wallet_debited, name="wallet-debited"),
         Subscription(
             event_type="payments.wallet.debit_rejected",
             handler=on_wallet_debit_rejected,

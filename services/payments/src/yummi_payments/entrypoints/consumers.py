@@ -81,17 +81,9 @@ async def on_user_erased(uow: UnitOfWork, event: Event) -> None:
     await privacy.erase_user(uow=uow, user_id=_id(body.user_id, "user_id"))
 
 
-# The consumer runtime handles one message at a time per subscription, and a debit is a handful of database
-# round trips. Several subscriptions with the same name pull from one durable consumer, which JetStream shares
-# out among them like replicas: the order saga's debits are applied side by side (they serialise on the wallet
-# row only when they touch the same wallet).
-SAGA_WORKERS = 4
-
-
 def subscriptions(_runtime: Runtime) -> list[Subscription]:
-    debit = Subscription(event_type="orders.order.placed", handler=on_order_placed, name="wallet-debit")
     return [
-        *[debit] * SAGA_WORKERS,
+        Subscription(event_type="orders.order.placed", handler=on_order_placed, name="wallet-debit"),
         Subscription(
             event_type="orders.order.cancelled", handler=on_order_cancelled, name="wallet-refund-cancelled"
         ),
