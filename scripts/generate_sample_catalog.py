@@ -5,13 +5,15 @@ The output has the shape the catalog importer accepts (a scraper's catalog.json)
 ``{"source": ..., "scraped_at": ..., "items": [...]}`` (``--format object``, the default) or a bare JSON
 array of items (``--format list``). Every item has ``product_id`` (unique), ``title`` and ``price``
 (rand, usually a JSON number, sometimes a plain decimal string such as ``"34.99"``) plus the usual scraper
-fields (``retailer``, ``catalog_ref_id``, ``url``, ``image_url``, ``category``, ``available``) and extra
-fields that the importer keeps as attributes (``brand``, ``size``, ``unit_price``, ``promo``,
-``nutrition``, ``allergens``, ``barcode``, ...). A few optional fields are missing on some items, as they
-are in real scraper output.
+fields (``url``, ``image_url``, ``category``; ``catalog_ref_id`` where the site keeps a reference apart
+from the product id; ``available`` only on items marked out of stock) and extra fields that the importer
+keeps as attributes (``brand``, ``unit_price``, ``promo``, ``nutrition``, ``allergens``, ``barcode``, ...).
+The retailer is named once, in the header (the importer's default retailer is the same), and an item's
+size is the end of its title (``size`` only appears for items sold ``each``). A few optional fields are
+missing on some items, as they are in real scraper output.
 
 The same ``--seed`` and ``--count`` always give the same bytes. Items are written one at a time, so
-``--count 100000`` (about 40 MB, some 400 bytes an item) takes a few seconds and little memory. Only the
+``--count 100000`` (about 31 MB, some 310 bytes an item) takes a few seconds and little memory. Only the
 standard library is used.
 
 Examples::
@@ -50,6 +52,9 @@ IMAGE_HOST = "https://assets.woolworthsstatic.co.za"
 
 UNAVAILABLE_RATE = 0.08
 STRING_PRICE_RATE = 0.07
+CATALOG_REF_RATE = 0.12  # share of items with a catalog_ref_id of their own
+UNIT_PRICE_RATE = 0.45
+NUTRITION_RATE = 0.03
 EAN_ID_RATE = 0.55  # share of items whose product_id is a 13-digit EAN ("600..."); the rest are "2xxxxxxx"
 
 
@@ -1277,9 +1282,10 @@ def iter_items(count: int, seed: int = DEFAULT_SEED) -> Iterator[dict[str, Any]]
             price = cents / 100  # 34.99 (shortest repr round-trips to exactly two decimals)
 
         item: dict[str, Any] = {"product_id": product_id}
-        if rng.random() >= 0.02:
-            item["catalog_ref_id"] = product_id
-        item["retailer"] = RETAILER
+        # The retailer is the file's (in its header, and the importer's default); a catalog reference only
+        # appears where the site keeps one apart from the product id (a pack or variant SKU).
+        if rng.random() < CATALOG_REF_RATE:
+            item["catalog_ref_id"] = ids.short()
         item["title"] = title
         if combo.brand:
             item["brand"] = combo.brand
@@ -1291,16 +1297,18 @@ def iter_items(count: int, seed: int = DEFAULT_SEED) -> Iterator[dict[str, Any]]
             item["image_url"] = f"{IMAGE_HOST}/{product_id}.jpg"
         if rng.random() >= 0.007:
             item["category"] = fam.category
-        item["available"] = rng.random() >= UNAVAILABLE_RATE
-        item["size"] = combo.size
-        if rng.random() < 0.6:
+        if rng.random() < UNAVAILABLE_RATE:  # in stock unless marked (the importer's default)
+            item["available"] = False
+        if combo.size == "each":  # any other size already ends the title
+            item["size"] = combo.size
+        if rng.random() < UNIT_PRICE_RATE:
             item["unit_price"] = _unit_price(cents, combo.qty, combo.unit)
         r = rng.random()
         if r < 0.14:
             item["promo"] = _promo(rng, cents)
         elif r < 0.2:
             item["promo"] = None
-        if fam.nutrition and rng.random() < 0.06:
+        if fam.nutrition and rng.random() < NUTRITION_RATE:
             item["nutrition"] = _nutrition(rng, fam.nutrition, combo.unit)
         if fam.allergens and rng.random() < 0.5:
             k = 1 + rng.randrange(min(3, len(fam.allergens)))
