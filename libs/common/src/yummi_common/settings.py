@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     ai_grpc_addr: str = "127.0.0.1:50054"
     grpc_deadline_seconds: float = 5.0
     gateway_port: int = 8000
+    # Gateway processes (uvicorn workers) sharing the port; more than 1 serves /metrics in multiprocess mode.
+    gateway_workers: int = Field(default=1, ge=1, le=64)
     migrate_on_start: bool | None = None  # default: only in dev
 
     auth_disable_verification: bool = False
