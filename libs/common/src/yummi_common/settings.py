@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     cors_allowed_origins: str = ""
     trusted_proxies: str = ""  # IPs/CIDRs of our own proxies: only their X-Forwarded-For is believed
     dataset_upload_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # A dataset still `uploading` this long after it was created is failed and its file deleted.
+    dataset_upload_ttl_seconds: int = Field(default=24 * 3600, ge=60)
 
     payfast_merchant_id: str | None = None
     payfast_merchant_key: str | None = None
