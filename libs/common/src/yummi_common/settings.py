@@ -57,8 +57,12 @@ class Settings(BaseSettings):
     orders_database_url: str | None = None
     payments_database_url: str | None = None
     ai_database_url: str | None = None
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # Per process: five services at 5 + 5 open at most 50 of Postgres' default 100 connections (see db.py).
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)  # waiting for a free pooled connection
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)  # opening a new connection
+    db_pool_recycle_seconds: int = Field(default=1800, ge=-1)  # replace older connections (-1: never)
 
     redis_url: str | None = None
     redis_key_prefix: str = "yummi:"
@@ -153,6 +157,9 @@ class Settings(BaseSettings):
     catalog_s3_region: str | None = None
     catalog_s3_upload_expires_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     catalog_retain_versions: int = Field(default=5, ge=0)  # non-live versions kept for rollback
+    # How long a catalog replica serves the live version it read before reading it again (an activation
+    # anywhere also tells every replica at once over NATS; this bounds the wait when that message is missed).
+    catalog_live_refresh_seconds: float = Field(default=2.0, gt=0)
 
     thin_slice_enabled: bool = True
     thin_runner_log_path: str = "data/thin-runner-log.txt"
