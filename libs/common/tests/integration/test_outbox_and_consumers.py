@@ -9,8 +9,10 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -21,6 +23,8 @@ from yummi.events.v1 import events_pb2
 from yummi_common.db import UnitOfWork
 from yummi_common.messaging.consumer import Subscription
 from yummi_common.messaging.events import Event
+from yummi_common.messaging.nats import connect_nats
+from yummi_common.messaging.relay import OutboxRelay
 from yummi_common.migrations import ensure_database
 from yummi_common.service import Runtime, service_tables
 from yummi_common.settings import Settings
@@ -218,6 +222,81 @@ async def test_undecodable_event_is_dead_lettered_not_retried_forever(harness: H
 
     await _wait_for(lambda: _eq(dead_letters(), 1))
     assert await harness.effect_count() == 0
+
+
+class RecordingRelay(OutboxRelay):
+    """A relay that notes the id of every row it sends to JetStream."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sent: list[uuid.UUID] = []
+
+    async def _publish_row(self, row: Any) -> asyncio.Future[Any]:
+        self.sent.append(row.id)
+        return await super()._publish_row(row)
+
+
+async def test_two_relays_on_one_outbox_publish_and_apply_each_event_once(harness: Harness) -> None:
+    # Only the two relays below publish: the runtime's own relay stops.
+    for task in harness.runtime.tasks:
+        if task.get_name() == "outbox-relay":
+            task.cancel()
+    count = 300
+    async with harness.runtime.uow() as uow:
+        ids = [
+            uow.emit(
+                "payments.payment.credited",
+                events_pb2.PaymentCredited(payment_id=str(uuid.uuid4()), amount_minor=i + 1, currency="ZAR"),
+            )
+            for i in range(count)
+        ]
+        await uow.commit()
+    assert await harness.unpublished() == count
+
+    connections = [await connect_nats(harness.settings, name=f"relay-{i}") for i in range(2)]
+    relays = [
+        RecordingRelay(
+            engine=harness.runtime.engine,
+            tables=harness.tables,
+            js=nc.jetstream(),
+            settings=harness.settings,
+            batch_size=20,
+            service="commontest",
+        )
+        for nc in connections
+    ]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop)) for relay in relays]
+    try:
+        for relay in relays:
+            relay.kick()
+        await _wait_for(lambda: _eq(harness.unpublished(), 0), within=60)
+        await _wait_for(lambda: _eq(harness.effect_count(), count), within=60)
+    finally:
+        stop.set()
+        for relay in relays:
+            relay.kick()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for nc in connections:
+            await nc.close()
+
+    # Both relays worked the same outbox, and between them each event was sent exactly once.
+    assert all(relay.sent for relay in relays)
+    sent = Counter(relays[0].sent + relays[1].sent)
+    assert set(sent) == set(ids)
+    assert max(sent.values()) == 1
+    # Each row was marked once, and the stream holds exactly one message per event.
+    async with harness.runtime.engine.connect() as conn:
+        attempts = (await conn.execute(select(harness.tables.outbox.c.attempts))).scalars().all()
+    assert sorted(attempts) == [1] * count
+    assert harness.runtime.js is not None
+    info = await harness.runtime.js.stream_info(harness.settings.nats_stream)
+    assert info.state.messages == count
+    # And the consumer applied each one once.
+    await asyncio.sleep(0.3)
+    assert await harness.effect_count() == count
+    for eid in ids[:: count // 10]:
+        assert await harness.effect_count(eid) == 1
 
 
 async def _eq(awaitable: object, expected: int) -> bool:
