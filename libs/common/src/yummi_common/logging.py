@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json as stdlib_json
 import logging
 import re
 import sys
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
+import orjson
 import structlog
 from opentelemetry import trace
 
@@ -27,19 +29,38 @@ BEARER = re.compile(r"(?i)bearer\s+[a-z0-9\-_\.=]+")
 SECRET_TEXT = re.compile(
     r"\bsk-[A-Za-z0-9_\-]{16,}|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"
 )
+# What every match of BEARER or SECRET_TEXT contains: one search of this skips both for ordinary text.
+_SECRET_HINT = re.compile(r"(?i:bearer)|sk-|eyJ")
 REDACTED = "[redacted]"
+# Key → whether it names a secret. Keys are nearly always names from the code, so this stays small; past
+# the cap, new keys are checked each time instead of remembered.
+_KEY_VERDICTS: dict[str, bool] = {}
+_KEY_VERDICTS_MAX = 4096
 
 
 def scrub_text(text: str) -> str:
     """Mask bearer tokens, API keys and JWTs inside a string."""
+    if _SECRET_HINT.search(text) is None:
+        return text
     text = BEARER.sub("Bearer " + REDACTED, text)
     return SECRET_TEXT.sub(REDACTED, text)
 
 
+def _names_a_secret(key: str) -> bool:
+    verdict = _KEY_VERDICTS.get(key)
+    if verdict is None:
+        verdict = key not in SAFE_KEYS and SENSITIVE_KEYS.search(key) is not None
+        if len(_KEY_VERDICTS) < _KEY_VERDICTS_MAX:
+            _KEY_VERDICTS[key] = verdict
+    return verdict
+
+
 def redact_value(key: str, value: Any) -> Any:
     """Redact a value when its key names a secret; recurse into mappings and lists."""
-    if key not in SAFE_KEYS and SENSITIVE_KEYS.search(key):
+    if _names_a_secret(key):
         return REDACTED
+    if value is None or isinstance(value, int | float):
+        return value
     if isinstance(value, dict):
         return {k: redact_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -99,6 +120,17 @@ def add_request_id(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict
     return event_dict
 
 
+def _dumps(event_dict: Any, **kwargs: Any) -> str:
+    """One JSON line, by orjson (several times faster than the json module); json for what orjson refuses
+    (integers past 64 bits)."""
+    try:
+        return orjson.dumps(
+            event_dict, default=kwargs.get("default"), option=orjson.OPT_NON_STR_KEYS
+        ).decode()
+    except TypeError:
+        return stdlib_json.dumps(event_dict, **kwargs)
+
+
 def configure_logging(*, service: str, json: bool = True, level: str = "INFO") -> None:
     """Configure structlog and the stdlib root logger once per process."""
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -111,7 +143,9 @@ def configure_logging(*, service: str, json: bool = True, level: str = "INFO") -
         add_trace_ids,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=_dumps)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
@@ -122,7 +156,7 @@ def configure_logging(*, service: str, json: bool = True, level: str = "INFO") -
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),  # write + flush: cheaper than print
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)

@@ -52,12 +52,27 @@ class EdgeMiddleware:
         self.app = app
         self.metrics = metrics
         self.hsts = hsts
+        # The headers every response gets unless the app set them, by (docs page?, authenticated?).
+        self._defaults = {
+            (docs, authenticated): _default_headers(hsts=hsts, docs=docs, authenticated=authenticated)
+            for docs in (False, True)
+            for authenticated in (False, True)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = sanitize_request_id(_header(scope, b"x-request-id")) or uuid.uuid4().hex
+        client_rid: str | None = None
+        authenticated = False
+        for key, value in scope.get("headers", ()):
+            key = key.lower()
+            if key == b"x-request-id":
+                if client_rid is None:
+                    client_rid = value.decode("latin-1")
+            elif key == b"authorization":
+                authenticated = True
+        rid = sanitize_request_id(client_rid) or uuid.uuid4().hex
         rid_token = request_id.set(rid)
         note: dict[str, Any] = {}
         note_token = _access_note.set(note)
@@ -65,7 +80,8 @@ class EdgeMiddleware:
         status = 500
         response_started = False
         path = scope.get("path", "")
-        authenticated = _header(scope, b"authorization") is not None
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+        defaults = self._defaults[(path in DOCS_PATHS, authenticated)]
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, response_started
@@ -74,7 +90,7 @@ class EdgeMiddleware:
                 status = message["status"]
                 message = {
                     **message,
-                    "headers": self._headers(message.get("headers", ()), rid, path, authenticated),
+                    "headers": _with_headers(message.get("headers", ()), rid_header, defaults),
                 }
             await send(message)
 
@@ -100,25 +116,38 @@ class EdgeMiddleware:
             _access_note.reset(note_token)
             request_id.reset(rid_token)
 
-    def _headers(
-        self, raw: Iterable[tuple[bytes, bytes]], rid: str, path: str, authenticated: bool
-    ) -> list[tuple[bytes, bytes]]:
-        headers = [(k, v) for k, v in raw if k.lower() != b"x-request-id"]
-        present = {k.lower() for k, _ in headers}
-        headers.append((b"x-request-id", rid.encode("latin-1")))
-        defaults = [
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"x-frame-options", b"DENY"),
-        ]
-        if path not in DOCS_PATHS:
-            defaults.append((b"content-security-policy", API_CSP.encode()))
-        if self.hsts:
-            defaults.append((b"strict-transport-security", HSTS.encode()))
-        if authenticated:
-            defaults.append((b"cache-control", b"no-store"))
-        headers.extend((k, v) for k, v in defaults if k not in present)
-        return headers
+
+def _default_headers(*, hsts: bool, docs: bool, authenticated: bool) -> tuple[tuple[bytes, bytes], ...]:
+    defaults = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+    ]
+    if not docs:
+        defaults.append((b"content-security-policy", API_CSP.encode()))
+    if hsts:
+        defaults.append((b"strict-transport-security", HSTS.encode()))
+    if authenticated:
+        defaults.append((b"cache-control", b"no-store"))
+    return tuple(defaults)
+
+
+def _with_headers(
+    raw: Iterable[tuple[bytes, bytes]],
+    rid_header: tuple[bytes, bytes],
+    defaults: tuple[tuple[bytes, bytes], ...],
+) -> list[tuple[bytes, bytes]]:
+    """The response's headers, its request id replaced by ours, plus each default it did not set."""
+    headers = []
+    present = set()
+    for key, value in raw:
+        lower = key.lower()
+        if lower != b"x-request-id":
+            headers.append((key, value))
+            present.add(lower)
+    headers.append(rid_header)
+    headers.extend(header for header in defaults if header[0] not in present)
+    return headers
 
 
 class PayloadTooLarge(HTTPException):

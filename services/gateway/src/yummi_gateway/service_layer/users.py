@@ -21,6 +21,8 @@ from yummi_gateway.adapters import users as repo
 from yummi_gateway.adapters.tables import webhook_deliveries
 from yummi_gateway.domain.identity import new_pseudonym
 
+# Erasure forgets a user only in the cache of the process that erased it: other gateway workers and replicas
+# may answer from a cached record for up to this long, so it stays short (a refresh is one indexed read).
 USER_CACHE_TTL_SECONDS = 30.0
 USER_CACHE_MAX_ENTRIES = 10_000
 
@@ -80,8 +82,11 @@ async def ensure_user(
     if cached is not None and (email is None or email == cached.email):
         return cached
     async with uow_factory() as uow:
-        row = await repo.upsert_user(uow.session, clerk_user_id=clerk_user_id, email=email)
-        await uow.commit()
+        # Read first: the user nearly always exists with this email, and a read needs no write transaction.
+        row = await repo.get_user_by_clerk_id(uow.session, clerk_user_id=clerk_user_id)
+        if row is None or (email is not None and email != row.email):
+            row = await repo.upsert_user(uow.session, clerk_user_id=clerk_user_id, email=email)
+            await uow.commit()
     record = _record(row)
     cache.put(record)
     return record
