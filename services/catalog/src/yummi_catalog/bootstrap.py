@@ -23,7 +23,8 @@ def register(server: grpc.aio.Server, runtime: Runtime) -> list[str]:
 
 
 def background(runtime: Runtime) -> list[Awaitable[None]]:
-    """The dataset indexer (large uploads are indexed off the request path) and the retention sweep."""
+    """The dataset indexer (large uploads are indexed off the request path) and the retention sweep (which
+    also expires abandoned uploads)."""
     settings = runtime.settings
     store = store_from_settings(settings)
     return [
@@ -39,6 +40,7 @@ def background(runtime: Runtime) -> list[Awaitable[None]]:
             store=store,
             keep=settings.catalog_retain_versions,
             stop=runtime.stop_event,
+            upload_ttl_seconds=settings.dataset_upload_ttl_seconds,
         ),
     ]
 

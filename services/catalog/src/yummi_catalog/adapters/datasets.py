@@ -134,6 +134,21 @@ async def record_file(
     )
 
 
+async def delete_file(session: AsyncSession, dataset_id: uuid.UUID) -> None:
+    """Forget the dataset's stored file (the object itself is deleted from the store separately)."""
+    await session.execute(delete(dataset_files).where(dataset_files.c.dataset_id == dataset_id))
+
+
+async def uploads_created_before(session: AsyncSession, cutoff: datetime) -> list[uuid.UUID]:
+    """Datasets still waiting for their file (`uploading`) that were created before `cutoff`, oldest first."""
+    query = (
+        select(datasets.c.id)
+        .where(datasets.c.status == DatasetStatus.UPLOADING, datasets.c.created_at < cutoff)
+        .order_by(datasets.c.created_at)
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def get_file(session: AsyncSession, dataset_id: uuid.UUID) -> AnyRow | None:
     return (
         await session.execute(select(dataset_files).where(dataset_files.c.dataset_id == dataset_id))

@@ -4,6 +4,10 @@ versions; delete older ones with their products (a partition drop) and their sto
 A version is deleted row first, under the activation lock (so it can no longer be activated or read), then
 its partition is detached concurrently and dropped (reads of other versions never wait), then its files go.
 A partition left behind by a crash between those steps has no dataset row; the next sweep drops it.
+
+Each sweep first expires abandoned uploads: a dataset still `uploading` `DATASET_UPLOAD_TTL_SECONDS` after it
+was created becomes `failed` (saying so) and its stored file is deleted; retention then treats it like any
+other failed version.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from yummi_catalog.adapters import datasets as repo
 from yummi_catalog.adapters.file_store import DatasetStore
 from yummi_catalog.adapters.products import drop_partition
+from yummi_catalog.service_layer.uploads import expire_uploads
 from yummi_common.db import UnitOfWork
 from yummi_common.logging import get_logger
 
@@ -57,10 +62,14 @@ async def run_retention(
     keep: int,
     stop: asyncio.Event,
     interval: float = SWEEP_SECONDS,
+    upload_ttl_seconds: float | None = None,
 ) -> None:
-    """Apply retention every `interval` seconds (so shortly after each activation) until `stop` is set."""
+    """Expire abandoned uploads (given a TTL) and apply retention every `interval` seconds (so shortly after
+    each activation) until `stop` is set."""
     while not stop.is_set():
         try:
+            if upload_ttl_seconds is not None:
+                await expire_uploads(uow_factory=uow_factory, store=store, ttl_seconds=upload_ttl_seconds)
             await prune_versions(uow_factory=uow_factory, engine=engine, store=store, keep=keep)
         except asyncio.CancelledError:
             raise

@@ -9,7 +9,12 @@ process left half-done, whose transaction rolled back), holds a per-dataset advi
 never index the same one, and streams the file: items are parsed and validated in a worker thread, a batch at
 a time, while the previous batch is COPYed into the version's new partition, so memory holds a batch or two,
 never the file. Progress is published as it goes (`total` is an estimate from the bytes read until the end).
-The dataset ends `ready` (an admin activates it) or `failed` with the reason.
+The dataset ends `ready` (an admin activates it) or `failed` with the reason. The whole load is one
+transaction: a process that dies mid-way leaves nothing behind (the live version untouched) and the dataset
+`indexing`, so the next indexer loop of any catalog process starts it again.
+
+A dataset nobody completes (no upload, or no CompleteDataset) is failed by `expire_uploads`, which the
+retention sweep runs, `DATASET_UPLOAD_TTL_SECONDS` after it was created; its stored file is deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -254,6 +260,44 @@ async def _verify_direct_upload(
     if verified.checksum_sha256 != checksum:
         raise _checksum_mismatch()
     return verified
+
+
+async def expire_uploads(
+    *, uow_factory: UnitOfWorkFactory, store: DatasetStore, ttl_seconds: float, now: datetime | None = None
+) -> list[uuid.UUID]:
+    """Fail the datasets still `uploading` `ttl_seconds` after they were created and delete their files.
+
+    The row changes first (under its lock, re-checked: a CompleteDataset may have won meanwhile), so neither
+    an upload nor a completion can go on with it; then the objects go. A crash in between leaves an object
+    whose failed dataset retention deletes with its files later. Returns the ids expired.
+    """
+    cutoff = (now or utcnow()) - timedelta(seconds=ttl_seconds)
+    async with uow_factory() as uow:
+        stale = await repo.uploads_created_before(uow.session, cutoff)
+    expired: list[uuid.UUID] = []
+    for dataset_id in stale:
+        async with uow_factory() as uow:
+            row = await repo.get_dataset(uow.session, dataset_id, for_update=True)
+            if row is None or row.status != DatasetStatus.UPLOADING or row.created_at >= cutoff:
+                continue
+            await repo.delete_file(uow.session, dataset_id)
+            await repo.update_dataset(
+                uow.session, dataset_id, status=DatasetStatus.FAILED, error=_expired_reason(ttl_seconds)
+            )
+            await uow.commit()
+        await store.delete_dataset(dataset_id)
+        expired.append(dataset_id)
+        log.info("dataset upload expired", dataset_id=str(dataset_id))
+    return expired
+
+
+def _expired_reason(ttl_seconds: float) -> str:
+    hours = ttl_seconds / 3600
+    within = f"{hours:g} hours" if hours >= 1 else f"{ttl_seconds:g} seconds"
+    return (
+        f"the upload expired: the dataset was not completed within {within} of being created, "
+        "and its file was deleted; create a new dataset"
+    )
 
 
 async def index_dataset(
