@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, tuple_, update
+from sqlalchemy import Row, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +38,7 @@ def order_from_row(row: Row[Any], events: Sequence[OrderEvent] = ()) -> Order:
     )
 
 
-async def insert_order(
+async def insert_placed_order(
     session: AsyncSession,
     *,
     order_id: uuid.UUID,
@@ -47,9 +48,10 @@ async def insert_order(
     total_minor: int,
     currency: str,
     notes: str,
-) -> Row[Any]:
-    """Store a new order waiting for payment; returns its row."""
-    result = await session.execute(
+    event_payload: dict[str, Any],
+) -> tuple[Row[Any], OrderEvent]:
+    """Store a new order waiting for payment with its `order.placed` history entry, in one statement."""
+    created = (
         insert(orders)
         .values(
             id=order_id,
@@ -62,8 +64,63 @@ async def insert_order(
             notes=notes,
         )
         .returning(*orders.c)
+        .cte("created")
     )
-    return result.one()
+    logged = (
+        insert(order_events)
+        .from_select(
+            ["order_id", "type", "payload", "created_at"],
+            select(
+                created.c.id,
+                literal("order.placed"),
+                literal(event_payload, JSONB),
+                func.clock_timestamp(),
+            ),
+        )
+        .returning(order_events.c.order_id, order_events.c.created_at)
+        .cte("logged")
+    )
+    row = (
+        await session.execute(
+            select(created, logged.c.created_at.label("placed_at")).select_from(
+                created.join(logged, logged.c.order_id == created.c.id)
+            )
+        )
+    ).one()
+    return row, OrderEvent(type="order.placed", payload=event_payload, created_at=row.placed_at)
+
+
+async def move_order_with_event(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    expected: OrderStatus,
+    values: dict[str, Any],
+    event_type: str,
+    event_payload: dict[str, Any],
+) -> Row[Any] | None:
+    """Set columns of the order only while it is in `expected`, appending its history entry, in one statement.
+
+    Returns the moved order's (id, total_minor), or None when the order is missing or no longer in `expected`
+    (a concurrent transition holding the row makes this wait, then re-check the status).
+    """
+    moved = (
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.status == expected.value)
+        .values(**values, updated_at=func.now())
+        .returning(orders.c.id, orders.c.total_minor)
+        .cte("moved")
+    )
+    logged = (
+        insert(order_events)
+        .from_select(
+            ["order_id", "type", "payload", "created_at"],
+            select(moved.c.id, literal(event_type), literal(event_payload, JSONB), func.clock_timestamp()),
+        )
+        .returning(order_events.c.id)
+        .cte("logged")
+    )
+    return (await session.execute(select(moved.c.id, moved.c.total_minor).add_cte(logged))).first()
 
 
 async def add_event(

@@ -54,7 +54,7 @@ async def create_order(
     """Insert a priced order, its `order.placed` history entry and the outbox event (the caller commits)."""
     order_id = uuid.uuid4()
     total = order_total(list(lines))
-    row = await repo.insert_order(
+    row, placed = await repo.insert_placed_order(
         uow.session,
         order_id=order_id,
         user_id=user_id,
@@ -63,12 +63,7 @@ async def create_order(
         total_minor=total,
         currency=CURRENCY,
         notes=notes,
-    )
-    placed = await repo.add_event(
-        uow.session,
-        order_id=order_id,
-        type="order.placed",
-        payload={"total_minor": total, "currency": CURRENCY, "line_count": len(lines)},
+        event_payload={"total_minor": total, "currency": CURRENCY, "line_count": len(lines)},
     )
     uow.emit(
         "orders.order.placed",

@@ -20,6 +20,7 @@ from yummi_orders.domain.orders import OrderStatus
 
 log = get_logger(__name__)
 DEFAULT_REJECT_REASON = "payment_rejected"
+DEBITED = "payments.wallet.debited"
 
 
 async def _pending_order(uow: UnitOfWork, order_id: str, *, event_type: str) -> Any | None:
@@ -47,25 +48,35 @@ async def _pending_order(uow: UnitOfWork, order_id: str, *, event_type: str) -> 
 async def record_wallet_debited(
     *, uow: UnitOfWork, order_id: str, transaction_id: str = "", amount_minor: int = 0
 ) -> bool:
-    """Queue a pending order whose total was debited; False when the event changed nothing."""
-    row = await _pending_order(uow, order_id, event_type="payments.wallet.debited")
-    if row is None:
+    """Queue a pending order whose total was debited; False when the event changed nothing.
+
+    One statement moves the order only while it is pending payment and appends `order.queued`; when it
+    moves nothing, the order is read (rare) to log why.
+    """
+    try:
+        oid = uuid.UUID(order_id)
+    except ValueError:
+        log.error("payment event names no valid order", event_type=DEBITED, order_id=order_id[:64])
         return False
-    if amount_minor != row.total_minor:
+    status = machine.transition(OrderStatus.PENDING_PAYMENT, OrderStatus.QUEUED)
+    moved = await repo.move_order_with_event(
+        uow.session,
+        oid,
+        expected=OrderStatus.PENDING_PAYMENT,
+        values={"status": status.value},
+        event_type="order.queued",
+        event_payload={"transaction_id": transaction_id, "amount_minor": amount_minor},
+    )
+    if moved is None:
+        await _pending_order(uow, order_id, event_type=DEBITED)  # logs why nothing moved
+        return False
+    if amount_minor != moved.total_minor:
         log.error(
             "debit amount differs from the order total",
             order_id=order_id,
             amount_minor=amount_minor,
-            total_minor=row.total_minor,
+            total_minor=moved.total_minor,
         )
-    status = machine.transition(row.status, OrderStatus.QUEUED)
-    await repo.update_order(uow.session, row.id, status=status.value)
-    await repo.add_event(
-        uow.session,
-        order_id=row.id,
-        type="order.queued",
-        payload={"transaction_id": transaction_id, "amount_minor": amount_minor},
-    )
     return True
 
 
