@@ -1,30 +1,180 @@
-"""One async engine and session factory per service, and the unit of work that owns a transaction."""
+"""One async engine and session factory per service, the unit of work that owns a transaction, read-only
+connections straight on the driver, and what a database failure means for the caller.
+
+No ping on checkout: a pooled connection the driver already knows is closed (the server restarted or ended
+it) is swapped for a new one at checkout at no cost (no round trip); one that dies silently fails its first
+statement, which invalidates it (and every connection opened before it) so the next checkout connects
+afresh. Connections are also recycled after `DB_POOL_RECYCLE_SECONDS`.
+
+Pool size: five services × (`DB_POOL_SIZE` 5 + `DB_MAX_OVERFLOW` 5) open at most 50 connections, half of
+Postgres' default `max_connections` (100): room for a second replica of the busiest services, migrations,
+the admin CLI and an operator's psql. An async service needs few connections: each RPC holds one for a few
+milliseconds, and on a few cores Postgres does not get faster with more backends running at once.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import asyncpg
 from google.protobuf.message import Message
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, event, insert
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from yummi_common.context import current_request_id
+from yummi_common.errors import YummiError
 from yummi_common.settings import Settings
 from yummi_common.telemetry import inject
 
 
+class DatabaseUnavailable(YummiError):
+    """No connection to the database could be had (refused, too many clients, starting up or shutting down,
+    timed out, pool exhausted): nothing was sent on a connection, so no statement of this call ran on it."""
+
+    code = "UNAVAILABLE"
+
+
 def create_engine(settings: Settings, service: str) -> AsyncEngine:
-    """The service's engine: its own database URL, a bounded pool, UTC sessions."""
-    return create_async_engine(
+    """The service's engine: its own database URL, a bounded pool, UTC sessions, no per-checkout ping."""
+    engine = create_async_engine(
         settings.database_url_for(service),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
-        connect_args={"server_settings": {"timezone": "UTC", "application_name": f"yummi-{service}"}},
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        pool_pre_ping=False,
+        connect_args={
+            "timeout": settings.db_connect_timeout_seconds,
+            "server_settings": {"timezone": "UTC", "application_name": f"yummi-{service}"},
+        },
     )
+    event.listen(engine.sync_engine, "do_connect", _connect)
+    event.listen(engine.sync_engine.pool, "checkout", _drop_closed)
+    return engine
+
+
+def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a connection; failing to reach the server raises `DatabaseUnavailable`."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except Exception as exc:
+        failure = _connection_failure(exc)
+        if failure is not None:
+            raise DatabaseUnavailable(f"the database cannot be reached: {failure!r}"[:300]) from failure
+        raise
+
+
+def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection whose socket is already closed is replaced (the pool retries the checkout)."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise sa_exc.DisconnectionError("pooled connection was closed")
+
+
+# Errors that say the connection failed or is gone, rather than that a statement was wrong.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable, timed out (TimeoutError is an OSError)
+    asyncpg.exceptions.PostgresConnectionError,  # class 08, and "connection was closed mid-operation"
+    asyncpg.exceptions.TooManyConnectionsError,  # 53300
+    asyncpg.exceptions.CannotConnectNowError,  # 57P03: starting up or shutting down
+    asyncpg.exceptions.AdminShutdownError,  # 57P01
+    asyncpg.exceptions.CrashShutdownError,  # 57P02
+)
+
+
+def _connection_failure(exc: BaseException | None) -> BaseException | None:
+    """`exc` or what caused it (SQLAlchemy's adapter re-raises asyncpg's errors as its own) when that is one
+    of those, else None."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, _CONNECTION_ERRORS):
+            return exc
+        # asyncpg's "connection is closed" (a statement on a connection already lost) is an InterfaceError.
+        if isinstance(exc, asyncpg.exceptions.InterfaceError) and "connection is closed" in str(exc):
+            return exc
+        exc, seen = exc.__cause__, seen + 1
+    return None
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` (from SQLAlchemy or straight from asyncpg) says the database connection failed or
+    could not be had, as opposed to a statement error."""
+    if isinstance(exc, DatabaseUnavailable | sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or _connection_failure(exc.orig) is not None
+    driver_error = asyncpg.exceptions.PostgresError | asyncpg.exceptions.InterfaceError
+    return isinstance(exc, driver_error) and _connection_failure(exc) is not None
+
+
+@dataclass
+class _CallEffects:
+    committed: bool = False  # a commit was sent (its outcome may be unknown)
+
+
+_EFFECTS: ContextVar[_CallEffects | None] = ContextVar("yummi_db_effects", default=None)
+
+
+def track_effects() -> Token[_CallEffects | None]:
+    """Start recording, for the current call (an RPC), whether it sent a commit; `reset_effects` ends it."""
+    return _EFFECTS.set(_CallEffects())
+
+
+def reset_effects(token: Token[_CallEffects | None]) -> None:
+    _EFFECTS.reset(token)
+
+
+def _note_commit() -> None:
+    effects = _EFFECTS.get()
+    if effects is not None:
+        effects.committed = True
+
+
+def failure_status(exc: BaseException) -> str | None:
+    """The gRPC status a database connection failure answers with, or None for any other error.
+
+    UNAVAILABLE (clients retry it, the gateway's channels transparently) only while the call has sent no
+    commit: then whatever it did in the database was rolled back when the connection went (or never
+    started), so running it again cannot apply anything twice. Once a commit was sent its outcome may be
+    unknown: DEADLINE_EXCEEDED, which gRPC defines as "may have completed" and no channel retries (the
+    gateway answers both with 503 and Retry-After).
+    """
+    if not connection_lost(exc):
+        return None
+    effects = _EFFECTS.get()
+    return "DEADLINE_EXCEEDED" if effects is not None and effects.committed else "UNAVAILABLE"
+
+
+@contextlib.asynccontextmanager
+async def read_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection for read-only statements run straight on asyncpg.
+
+    No transaction (each statement reads its own snapshot, so use it for data that does not change under
+    the reader, or for single statements), no SQLAlchemy statement building: asyncpg prepares each SQL text
+    once per connection and keeps it. Do not write through it. A connection that fails is invalidated.
+    """
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        if driver is None:  # pragma: no cover - the asyncpg dialect always has one
+            raise RuntimeError("no driver connection")
+        try:
+            yield driver
+        except BaseException as exc:
+            if isinstance(exc, Exception) and connection_lost(exc):
+                await connection.invalidate(exc)
+            elif (
+                driver.is_in_transaction()
+            ):  # pragma: no cover - a misuse: never hand it back mid-transaction
+                await connection.invalidate()
+            raise
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -62,6 +212,10 @@ class UnitOfWork:
     ) -> None:
         try:
             await self.session.rollback()
+        except Exception as failed:
+            # The connection went with the call's own failure: report that one, not the rollback's.
+            if exc is None or not connection_lost(failed):
+                raise
         finally:
             await self.session.close()
 
@@ -92,6 +246,7 @@ class UnitOfWork:
     async def commit(self) -> None:
         had_events = bool(self._pending_events)
         await self.flush_events()
+        _note_commit()
         await self.session.commit()
         if had_events and self._on_commit is not None:
             self._on_commit()

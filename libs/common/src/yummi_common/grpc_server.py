@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind
 
 from yummi_common import metrics, telemetry
 from yummi_common.context import REQUEST_ID_METADATA_KEY, request_id, sanitize_request_id
+from yummi_common.db import failure_status, reset_effects, track_effects
 from yummi_common.errors import YummiError
 from yummi_common.logging import get_logger
 
@@ -44,7 +45,8 @@ async def _abort(context: grpc.aio.ServicerContext, exc: YummiError) -> None:
 
 
 class ServerContextInterceptor(grpc.aio.ServerInterceptor):
-    """Restores the caller's request id and trace context, turns domain errors into status codes (unknown ones
+    """Restores the caller's request id and trace context, turns domain errors into status codes (a lost or
+    refused database connection into UNAVAILABLE or DEADLINE_EXCEEDED, see `db.failure_status`; unknown ones
     into INTERNAL), and records each call: metrics, a server span, and one DEBUG log line (`rpc`).
 
     The per-call line is DEBUG: the gateway already logs each request at INFO, and failures log on their own.
@@ -68,6 +70,7 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 token = request_id.set(rid)
+                effects = track_effects()
                 started = time.perf_counter()
                 code = "OK"
                 with _server_span(method, metadata, traced) as span:
@@ -84,6 +87,7 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
                         await _abort_for(context, exc, method)
                     finally:
                         _record(method, code, started, span, request)
+                        reset_effects(effects)
                         request_id.reset(token)
 
             factory = (
@@ -101,6 +105,7 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             token = request_id.set(rid)
+            effects = track_effects()
             started = time.perf_counter()
             code = "OK"
             with _server_span(method, metadata, traced) as span:
@@ -118,6 +123,7 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
                     await _abort_for(context, exc, method)
                 finally:
                     _record(method, code, started, span, request)
+                    reset_effects(effects)
                     request_id.reset(token)
 
         factory = (
@@ -132,15 +138,30 @@ class ServerContextInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
+# What a caller is told when the database fails; details of these codes never reach the gateway's clients.
+_DATABASE_DETAILS = {
+    "UNAVAILABLE": "the database is unavailable; nothing was applied, try again shortly",
+    "DEADLINE_EXCEEDED": "the database connection was lost after a commit was sent; the outcome is unknown",
+}
+
+
 def _status_of(exc: Exception) -> str:
     """The status code name a servicer's exception answers with."""
+    database = failure_status(exc)
+    if database is not None:
+        return database
     if isinstance(exc, YummiError):
         return exc.code
     return "UNIMPLEMENTED" if isinstance(exc, NotImplementedError) else "INTERNAL"
 
 
 async def _abort_for(context: grpc.aio.ServicerContext, exc: Exception, method: str) -> None:
-    """End the call with the status of `exc`: domain errors as they say, anything else INTERNAL (logged)."""
+    """End the call with the status of `exc`: a database connection failure as `db.failure_status` says,
+    domain errors as they say, anything else INTERNAL (logged)."""
+    database = failure_status(exc)
+    if database is not None:
+        log.warning("database connection failed in rpc", method=method, code=database, error=repr(exc)[:300])
+        await context.abort(getattr(grpc.StatusCode, database), _DATABASE_DETAILS[database])
     if isinstance(exc, YummiError):
         await _abort(context, exc)
     if isinstance(exc, NotImplementedError):
