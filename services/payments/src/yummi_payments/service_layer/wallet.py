@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, exists, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,6 +83,35 @@ async def post_entry(
     """Append one ledger entry and move the cached balance with it; None when that cause already posted."""
     entry_id = uuid.uuid4()
     inserted = await session.execute(
+        _entry_insert(
+            entry_id=entry_id,
+            user_id=user_id,
+            posting=posting,
+            cause_key=cause_key,
+            note=note,
+            order_id=order_id,
+            payment_id=payment_id,
+        )
+    )
+    if inserted.first() is None:
+        log.info("ledger cause already posted", cause_key=cause_key)
+        return None
+    await session.execute(_balance_update(user_id, posting))
+    return entry_id
+
+
+def _entry_insert(
+    *,
+    entry_id: uuid.UUID,
+    user_id: uuid.UUID,
+    posting: Posting,
+    cause_key: str,
+    note: str,
+    order_id: uuid.UUID | None,
+    payment_id: uuid.UUID | None,
+) -> Any:
+    """The INSERT of one ledger entry, skipped (no row returned) when its cause already posted."""
+    return (
         pg_insert(wallet_transactions)
         .values(
             id=entry_id,
@@ -99,10 +128,11 @@ async def post_entry(
         .on_conflict_do_nothing(index_elements=[wallet_transactions.c.cause_key])
         .returning(wallet_transactions.c.id)
     )
-    if inserted.first() is None:
-        log.info("ledger cause already posted", cause_key=cause_key)
-        return None
-    await session.execute(
+
+
+def _balance_update(user_id: uuid.UUID, posting: Posting) -> Any:
+    """The UPDATE that moves the wallet's cached balance (and block) with a posting."""
+    return (
         update(wallets)
         .where(wallets.c.user_id == user_id)
         .values(
@@ -111,6 +141,61 @@ async def post_entry(
             updated_at=utcnow(),
         )
     )
+
+
+async def post_order_debit(
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    posting: Posting,
+    amount_minor: int,
+    currency: str,
+) -> uuid.UUID | None:
+    """Post an order's debit, move the balance and store its `debited` charge row, in one statement.
+
+    The same three writes as `post_entry` and the charge INSERT, chained on the entry the first one returns:
+    when the ledger already holds this debit nothing is written and None comes back.
+    """
+    entry_id = uuid.uuid4()
+    posted = _entry_insert(
+        entry_id=entry_id,
+        user_id=user_id,
+        posting=posting,
+        cause_key=ledger.debit_cause(order_id),
+        note=f"order {order_id}",
+        order_id=order_id,
+        payment_id=None,
+    ).cte("posted")
+    moved = (
+        _balance_update(user_id, posting)
+        .where(exists(select(posted.c.id)))
+        .returning(wallets.c.user_id)
+        .cte("moved")
+    )
+    now = utcnow()
+    charge = {
+        "order_id": order_id,
+        "user_id": user_id,
+        "amount_minor": amount_minor,
+        "currency": currency,
+        "status": OrderChargeStatus.DEBITED.value,
+        "created_at": now,
+        "updated_at": now,
+    }
+    charged = (
+        insert(order_charges)
+        .from_select(
+            [*charge, "debit_transaction_id"],
+            select(*(literal(v, order_charges.c[k].type) for k, v in charge.items()), posted.c.id),
+        )
+        .returning(order_charges.c.order_id)
+        .cte("charged")
+    )
+    posted_id = (await session.execute(select(posted.c.id).add_cte(moved, charged))).scalar()
+    if posted_id is None:
+        log.info("ledger cause already posted", cause_key=ledger.debit_cause(order_id))
+        return None
     return entry_id
 
 
@@ -177,26 +262,16 @@ async def debit_for_order(
         )
         log.info("order debit rejected", order_id=str(order_id), reason=decision.value)
         return OrderChargeStatus.REJECTED
-    entry_id = await post_entry(
+    entry_id = await post_order_debit(
         session,
+        order_id=order_id,
         user_id=user_id,
         posting=decision,
-        cause_key=ledger.debit_cause(order_id),
-        note=f"order {order_id}",
-        order_id=order_id,
+        amount_minor=amount_minor,
+        currency=currency,
     )
     if entry_id is None:  # the ledger already holds this debit: nothing more to do
         return None
-    await session.execute(
-        _charge_row(
-            order_id=order_id,
-            user_id=user_id,
-            amount_minor=amount_minor,
-            currency=currency,
-            status=OrderChargeStatus.DEBITED,
-            debit_transaction_id=entry_id,
-        )
-    )
     uow.emit(
         "payments.wallet.debited",
         ev.WalletDebited(
