@@ -32,6 +32,9 @@ router = APIRouter(tags=["admin"])
 ADMIN_PROBLEMS = {**AUTH_PROBLEMS, **BODY_PROBLEMS, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM}
 IMPORT_DEADLINE_SECONDS = 120.0
 UPLOAD_DEADLINE_SECONDS = 3600.0
+# Completing a presigned upload reads the whole object back from the bucket to hash it (up to
+# DATASET_UPLOAD_MAX_BYTES, 512 MiB by default): far longer than the default deadline of a call.
+COMPLETE_DEADLINE_SECONDS = 600.0
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 
 
@@ -171,7 +174,8 @@ async def complete_dataset(
 ) -> Response:
     did = str(parse_uuid(dataset_id, what="dataset"))
     reply = await gateway.clients.catalog.CompleteDataset(
-        catalog_pb2.CompleteDatasetRequest(id=did, checksum_sha256=body.checksum_sha256.lower())
+        catalog_pb2.CompleteDatasetRequest(id=did, checksum_sha256=body.checksum_sha256.lower()),
+        timeout=COMPLETE_DEADLINE_SECONDS,
     )
     return _dataset(reply, 202)
 
