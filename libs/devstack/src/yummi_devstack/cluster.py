@@ -291,12 +291,14 @@ def start_replicas(
     """Start `replicas` processes of each backend service and `gateways` gateways, all from `env`.
 
     Each replica listens on a free port of its own (and serves /metrics on that port + 1000); every client of
-    a service reaches all its replicas through one `ipv4:` target. Backends start side by side, then the
-    gateways. Give MIGRATE_ON_START=false and migrate first, or let the replicas race for the migration lock.
+    a service reaches all its replicas through one `ipv4:` target; backend replica i is told gateway i's port.
+    Backends start side by side, then the gateways. Migrations: give MIGRATE_ON_START=false and migrate first,
+    or let the replicas queue on the per-schema migration lock.
     """
     backends = [name for name in SERVICE_NAMES if name in names and name != "gateway"]
     ports = iter(_free_ports(replicas * len(backends), spare_offset=1000))
     addresses = {name: [f"{HOST}:{next(ports)}" for _ in range(replicas)] for name in backends}
+    gateway_ports = _free_ports(gateways) if "gateway" in names else [int(env.get("GATEWAY_PORT", 8000))]
     client_env = dict(env)
     for name in backends:
         client_env[GRPC_SERVICES[name][0]] = replica_target(addresses[name])
@@ -334,13 +336,21 @@ def start_replicas(
     try:
         start_tier(
             [
-                (name, index, {GRPC_SERVICES[name][0]: addresses[name][index]})
+                (
+                    name,
+                    index,
+                    {
+                        GRPC_SERVICES[name][0]: addresses[name][index],
+                        # like start_services, a backend knows a gateway's port (payments derives the local
+                        # PayFast notify and return URLs from it): replica i is told of gateway i
+                        "GATEWAY_PORT": str(gateway_ports[index % len(gateway_ports)]),
+                    },
+                )
                 for name in backends
                 for index in range(replicas)
             ]
         )
         if "gateway" in names:
-            gateway_ports = _free_ports(gateways)
             start_tier(
                 [("gateway", index, {"GATEWAY_PORT": str(gateway_ports[index])}) for index in range(gateways)]
             )
