@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import Row, bindparam, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,73 @@ def order_from_row(row: Row[Any], events: Sequence[OrderEvent] = ()) -> Order:
     )
 
 
+def _placed_order_statement() -> Any:
+    """INSERT the order and its `order.placed` history entry in one statement (built once, values bound)."""
+    created = (
+        insert(orders)
+        .values(
+            id=bindparam("id"),
+            user_id=bindparam("user_id"),
+            status=OrderStatus.PENDING_PAYMENT.value,
+            retailer=bindparam("retailer"),
+            items=bindparam("items"),
+            total_minor=bindparam("total_minor"),
+            currency=bindparam("currency"),
+            notes=bindparam("notes"),
+        )
+        .returning(*orders.c)
+        .cte("created")
+    )
+    logged = (
+        insert(order_events)
+        .from_select(
+            ["order_id", "type", "payload", "created_at"],
+            select(
+                created.c.id,
+                literal("order.placed"),
+                bindparam("event_payload", type_=JSONB),
+                func.clock_timestamp(),
+            ),
+        )
+        .returning(order_events.c.order_id, order_events.c.created_at)
+        .cte("logged")
+    )
+    return select(created, logged.c.created_at.label("placed_at")).select_from(
+        created.join(logged, logged.c.order_id == created.c.id)
+    )
+
+
+def _queue_paid_statement() -> Any:
+    """Move a pending order to queued and append `order.queued`, in one statement (built once)."""
+    moved = (
+        update(orders)
+        .where(orders.c.id == bindparam("order_id"), orders.c.status == OrderStatus.PENDING_PAYMENT.value)
+        .values(status=OrderStatus.QUEUED.value, updated_at=func.now())
+        .returning(orders.c.id, orders.c.total_minor)
+        .cte("moved")
+    )
+    logged = (
+        insert(order_events)
+        .from_select(
+            ["order_id", "type", "payload", "created_at"],
+            select(
+                moved.c.id,
+                literal("order.queued"),
+                bindparam("event_payload", type_=JSONB),
+                func.clock_timestamp(),
+            ),
+        )
+        .returning(order_events.c.id)
+        .cte("logged")
+    )
+    return select(moved.c.id, moved.c.total_minor).add_cte(logged)
+
+
+# Hot statements are built once: SQLAlchemy then reuses their cache key and compiled form on every call.
+PLACED_ORDER = _placed_order_statement()
+QUEUE_PAID = _queue_paid_statement()
+
+
 async def insert_placed_order(
     session: AsyncSession,
     *,
@@ -51,76 +118,33 @@ async def insert_placed_order(
     event_payload: dict[str, Any],
 ) -> tuple[Row[Any], OrderEvent]:
     """Store a new order waiting for payment with its `order.placed` history entry, in one statement."""
-    created = (
-        insert(orders)
-        .values(
-            id=order_id,
-            user_id=user_id,
-            status=OrderStatus.PENDING_PAYMENT.value,
-            retailer=retailer,
-            items=[line.to_json() for line in lines],
-            total_minor=total_minor,
-            currency=currency,
-            notes=notes,
-        )
-        .returning(*orders.c)
-        .cte("created")
-    )
-    logged = (
-        insert(order_events)
-        .from_select(
-            ["order_id", "type", "payload", "created_at"],
-            select(
-                created.c.id,
-                literal("order.placed"),
-                literal(event_payload, JSONB),
-                func.clock_timestamp(),
-            ),
-        )
-        .returning(order_events.c.order_id, order_events.c.created_at)
-        .cte("logged")
-    )
     row = (
         await session.execute(
-            select(created, logged.c.created_at.label("placed_at")).select_from(
-                created.join(logged, logged.c.order_id == created.c.id)
-            )
+            PLACED_ORDER,
+            {
+                "id": order_id,
+                "user_id": user_id,
+                "retailer": retailer,
+                "items": [line.to_json() for line in lines],
+                "total_minor": total_minor,
+                "currency": currency,
+                "notes": notes,
+                "event_payload": event_payload,
+            },
         )
     ).one()
     return row, OrderEvent(type="order.placed", payload=event_payload, created_at=row.placed_at)
 
 
-async def move_order_with_event(
-    session: AsyncSession,
-    order_id: uuid.UUID,
-    *,
-    expected: OrderStatus,
-    values: dict[str, Any],
-    event_type: str,
-    event_payload: dict[str, Any],
+async def queue_paid_order(
+    session: AsyncSession, order_id: uuid.UUID, *, event_payload: dict[str, Any]
 ) -> Row[Any] | None:
-    """Set columns of the order only while it is in `expected`, appending its history entry, in one statement.
+    """Queue the order only while it is pending payment, appending `order.queued`, in one statement.
 
-    Returns the moved order's (id, total_minor), or None when the order is missing or no longer in `expected`
+    Returns the moved order's (id, total_minor), or None when the order is missing or no longer pending
     (a concurrent transition holding the row makes this wait, then re-check the status).
     """
-    moved = (
-        update(orders)
-        .where(orders.c.id == order_id, orders.c.status == expected.value)
-        .values(**values, updated_at=func.now())
-        .returning(orders.c.id, orders.c.total_minor)
-        .cte("moved")
-    )
-    logged = (
-        insert(order_events)
-        .from_select(
-            ["order_id", "type", "payload", "created_at"],
-            select(moved.c.id, literal(event_type), literal(event_payload, JSONB), func.clock_timestamp()),
-        )
-        .returning(order_events.c.id)
-        .cte("logged")
-    )
-    return (await session.execute(select(moved.c.id, moved.c.total_minor).add_cte(logged))).first()
+    return (await session.execute(QUEUE_PAID, {"order_id": order_id, "event_payload": event_payload})).first()
 
 
 async def add_event(

@@ -58,14 +58,11 @@ async def record_wallet_debited(
     except ValueError:
         log.error("payment event names no valid order", event_type=DEBITED, order_id=order_id[:64])
         return False
-    status = machine.transition(OrderStatus.PENDING_PAYMENT, OrderStatus.QUEUED)
-    moved = await repo.move_order_with_event(
-        uow.session,
-        oid,
-        expected=OrderStatus.PENDING_PAYMENT,
-        values={"status": status.value},
-        event_type="order.queued",
-        event_payload={"transaction_id": transaction_id, "amount_minor": amount_minor},
+    machine.transition(
+        OrderStatus.PENDING_PAYMENT, OrderStatus.QUEUED
+    )  # the move repo.queue_paid_order makes
+    moved = await repo.queue_paid_order(
+        uow.session, oid, event_payload={"transaction_id": transaction_id, "amount_minor": amount_minor}
     )
     if moved is None:
         await _pending_order(uow, order_id, event_type=DEBITED)  # logs why nothing moved
