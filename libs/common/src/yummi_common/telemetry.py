@@ -301,10 +301,24 @@ _GRPC_CODE_NUMBERS = {
 }
 
 
+def attach_traceparent(traceparent: str | None) -> object | None:
+    """With tracing off, make an incoming W3C `traceparent` the current context, so logs show its trace id and
+    calls made inside pass it on; returns the token for `detach_context`, or None when nothing was attached
+    (no header, or tracing on: the server span continues the trace itself)."""
+    if _state.tracing or traceparent is None:
+        return None
+    return otel_context.attach(propagate.extract({TRACEPARENT: traceparent}))
+
+
+def detach_context(token: object) -> None:
+    otel_context.detach(token)  # type: ignore[arg-type]
+
+
 class TraceContextMiddleware:
     """ASGI: with tracing off, an incoming `traceparent` still becomes the request's context, passed on.
 
     With tracing on FastAPI opens the server span itself, so this layer only passes the request through.
+    (The gateway's edge middleware does the same in its own pass over the headers.)
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -319,14 +333,14 @@ class TraceContextMiddleware:
             if key == b"traceparent":
                 traceparent = value.decode("latin-1")
                 break
-        if traceparent is None:
+        token = attach_traceparent(traceparent)
+        if token is None:
             await self.app(scope, receive, send)
             return
-        token = otel_context.attach(propagate.extract({TRACEPARENT: traceparent}))
         try:
             await self.app(scope, receive, send)
         finally:
-            otel_context.detach(token)
+            detach_context(token)
 
 
 # --- Sentry ------------------------------------------------------------------------------------------------

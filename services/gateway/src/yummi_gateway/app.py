@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from yummi_common.settings import Settings
-from yummi_common.telemetry import TraceContextMiddleware
 from yummi_gateway.bootstrap import Gateway, start_gateway
 from yummi_gateway.compression import CompressionMiddleware
 from yummi_gateway.config import CATALOG_IMPORT_BODY_LIMIT, DEFAULT_BODY_LIMIT
@@ -114,7 +113,6 @@ def create_app(settings: Settings) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(CompressionMiddleware)
+    # Outermost; it also makes an incoming traceparent the context of the whole request (access-log included).
     app.add_middleware(EdgeMiddleware, metrics=metrics, hsts=not dev)
-    # Outermost: an incoming traceparent is the context of the whole request, its access-log line included.
-    app.add_middleware(TraceContextMiddleware)
     return app

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from yummi_common.context import request_id, sanitize_request_id
 from yummi_common.logging import get_logger
+from yummi_common.telemetry import attach_traceparent, detach_context
 from yummi_gateway.metrics import HttpMetrics
 from yummi_gateway.problems import problem
 
@@ -44,6 +45,9 @@ def route_template(scope: Scope) -> str:
 class EdgeMiddleware:
     """Outermost layer: every response, errors included, carries X-Request-ID and the security headers.
 
+    With tracing off, an incoming `traceparent` becomes the request's context (logs carry its trace id, gRPC
+    calls pass it on), as yummi_common.telemetry.TraceContextMiddleware would do in a layer of its own.
+
     It also answers any unhandled exception with a generic 500 problem (never a stack trace), and writes one
     access-log line and the metrics per request.
     """
@@ -64,6 +68,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         client_rid: str | None = None
+        traceparent: str | None = None
         authenticated = False
         for key, value in scope.get("headers", ()):
             key = key.lower()
@@ -72,6 +77,10 @@ class EdgeMiddleware:
                     client_rid = value.decode("latin-1")
             elif key == b"authorization":
                 authenticated = True
+            elif key == b"traceparent" and traceparent is None:
+                traceparent = value.decode("latin-1")
+        # An incoming trace is the context of the whole request, its access-log line included.
+        trace_token = attach_traceparent(traceparent)
         rid = sanitize_request_id(client_rid) or uuid.uuid4().hex
         rid_token = request_id.set(rid)
         note: dict[str, Any] = {}
@@ -115,6 +124,8 @@ class EdgeMiddleware:
             )
             _access_note.reset(note_token)
             request_id.reset(rid_token)
+            if trace_token is not None:
+                detach_context(trace_token)
 
 
 def _default_headers(*, hsts: bool, docs: bool, authenticated: bool) -> tuple[tuple[bytes, bytes], ...]:

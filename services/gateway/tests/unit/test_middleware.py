@@ -150,3 +150,33 @@ async def test_an_unhandled_exception_is_a_generic_500_problem_with_the_request_
     assert headers[b"x-request-id"] == b"rid-1"
     assert b"SELECT" not in body
     assert orjson.loads(body)["status"] == 500
+
+
+async def test_an_incoming_traceparent_is_the_context_of_the_request_and_no_longer_after_it() -> None:
+    from opentelemetry import trace
+
+    trace_id, parent_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    seen: list[tuple[str, str]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        context = trace.get_current_span().get_span_context()
+        seen.append((format(context.trace_id, "032x"), format(context.span_id, "016x")))
+        await BodyReader()(scope, receive, send)
+
+    traceparent = f"00-{trace_id}-{parent_id}-01".encode()
+    status, _, _ = await run(edge(app), http_scope(headers=[(b"traceparent", traceparent)]), Chunks(1, 0))
+    assert status == 200
+    assert seen == [(trace_id, parent_id)]
+    assert not trace.get_current_span().get_span_context().is_valid
+
+    await run(edge(app), http_scope(), Chunks(1, 0))  # no header: no trace is invented
+    assert seen[1] == ("0" * 32, "0" * 16)
+
+
+async def test_several_request_ids_the_first_wins_and_a_bearer_means_no_store() -> None:
+    headers = [(b"x-request-id", b"first"), (b"authorization", b"Bearer x"), (b"x-request-id", b"second")]
+    _, answer, _ = await run(edge(BodyReader()), http_scope(headers=headers), Chunks(1, 0))
+    assert answer[b"x-request-id"] == b"first"
+    assert answer[b"cache-control"] == b"no-store"
+    _, answer, _ = await run(edge(BodyReader()), http_scope(), Chunks(1, 0))
+    assert b"cache-control" not in answer
