@@ -42,6 +42,8 @@ class Runtime:
     relay: OutboxRelay | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    # Called after a unit of work that emitted events commits (the relay is woken first).
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     async def start(
@@ -106,8 +108,14 @@ class Runtime:
             self.session_factory,
             outbox=self.tables.outbox,
             source=f"yummi.{self.service}",
-            on_commit=self.relay.kick if self.relay else None,
+            on_commit=self._committed if self.relay or self.after_commit else None,
         )
+
+    def _committed(self) -> None:
+        if self.relay is not None:
+            self.relay.kick()
+        for callback in self.after_commit:
+            callback()
 
     async def close(self) -> None:
         self.stop_event.set()

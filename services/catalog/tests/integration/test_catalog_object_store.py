@@ -80,10 +80,11 @@ async def test_a_presigned_upload_is_verified_then_indexed_from_the_bucket(
 
     async with runtime.uow() as uow:
         ready = await datasets.get_dataset(uow=uow, dataset_id=str(dataset_id))
-        page = await products.list_products(uow=uow, dataset_version="s3-weekly", q="banana", limit=5)
+    reader = products.CatalogReader(runtime.engine, refresh_seconds=1.0)
+    page = await products.list_products(reader=reader, dataset_version="s3-weekly", q="banana", limit=5)
     assert (ready.status, ready.item_count, ready.size_bytes) == ("ready", 2_500, len(content))
     assert ready.checksum_sha256 == hashlib.sha256(content).hexdigest()
-    assert page.rows and all("banana" in row.title.lower() for row in page.rows)
+    assert page.rows and all("banana" in row["title"].lower() for row in page.rows)
     async with runtime.uow() as uow:
         live = await datasets.activate_dataset(uow=uow, dataset_id=str(dataset_id))
     assert live.status == "active"

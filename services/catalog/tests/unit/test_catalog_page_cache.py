@@ -15,9 +15,10 @@ def page(cursor: str) -> ProductPage:
 
 def test_the_least_recently_used_page_is_evicted_first() -> None:
     cache = PageCache(max_pages=2)
-    cache.put("a", page("a"))
-    cache.put("b", page("b"))
-    assert cache.get("a") == page("a")  # "a" is now the most recent
-    cache.put("c", page("c"))
+    a, b, c = page("a"), page("b"), page("c")
+    cache.put("a", a)
+    cache.put("b", b)
+    assert cache.get("a") is a  # "a" is now the most recent
+    cache.put("c", c)
     assert cache.get("b") is None
-    assert cache.get("a") == page("a") and cache.get("c") == page("c")
+    assert cache.get("a") is a and cache.get("c") is c

@@ -3,6 +3,11 @@
 Each dataset version's products are one partition of `products`, named `products_<dataset id hex>`: a load
 creates that table, COPYs into it, then attaches it, which builds its indexes in bulk (far faster than
 maintaining them row by row) — all inside the caller's transaction, so a failed load leaves nothing behind.
+
+The reads run straight on an asyncpg connection (`yummi_common.db.read_connection`), outside any
+transaction: a version's products never change once it is loaded, and every read names its dataset id, so
+the statements of one page always see one version. SQL is written here, once per filter shape; asyncpg
+prepares each text once per connection and reuses it. Rows are asyncpg records (`row["title"]`).
 """
 
 from __future__ import annotations
@@ -12,27 +17,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, Select, Text, and_, case, cast, func, literal, or_, select, text
+import asyncpg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from yummi_catalog.adapters.tables import PRODUCT_COPY_COLUMNS, SCHEMA, AnyRow, products
+from yummi_catalog.adapters.tables import PRODUCT_COPY_COLUMNS, SCHEMA
 from yummi_catalog.domain.catalog_file import CURRENCY, CatalogItem, product_uuid
+
+Record = asyncpg.Record
 
 # What a Product message needs; attributes come back as JSON text, so they are never decoded and re-encoded.
 PRODUCT_COLUMNS = (
-    products.c.id,
-    products.c.retailer,
-    products.c.product_id,
-    products.c.catalog_ref_id,
-    products.c.title,
-    products.c.url,
-    products.c.image_url,
-    products.c.price_minor,
-    products.c.currency,
-    products.c.category,
-    products.c.available,
-    cast(products.c.payload, Text).label("attributes_json"),
+    "id, retailer, product_id, catalog_ref_id, title, url, image_url, price_minor, currency, category, "
+    "available, payload::text AS attributes_json"
 )
+PRODUCTS = f"{SCHEMA}.products"
 
 
 # Titles containing the query rank 2 or 3; titles that only resemble it rank below 1 (word similarity).
@@ -134,134 +133,173 @@ def _escape_like(q: str) -> str:
     return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _title_contains(q: str) -> Any:
-    return func.lower(products.c.title).like(f"%{_escape_like(q)}%", escape="\\")
+class _Query:
+    """SQL text and its positional arguments, built clause by clause."""
+
+    def __init__(self, dataset_id: uuid.UUID) -> None:
+        self.args: list[Any] = [dataset_id]
+        self.where = ["dataset_id = $1"]
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def filtered(self, where: ProductFilter) -> _Query:
+        if where.retailer:
+            self.where.append(f"retailer = {self.arg(where.retailer)}")
+        if where.category:
+            self.where.append(f"lower(category) = {self.arg(where.category)}")
+        if where.available is not None:
+            self.where.append(f"available = {self.arg(where.available)}")
+        return self
+
+    def conditions(self) -> str:
+        return " AND ".join(self.where)
 
 
-def _title_resembles(q: str) -> Any:
-    """A word of the title is similar to `q` (pg_trgm word similarity, served by the trigram index)."""
-    return func.lower(products.c.title).op("%>")(q)
-
-
-def _filtered(query: Select[Any], dataset_id: uuid.UUID, where: ProductFilter) -> Select[Any]:
-    query = query.where(products.c.dataset_id == dataset_id)
-    if where.retailer:
-        query = query.where(products.c.retailer == where.retailer)
-    if where.category:
-        query = query.where(func.lower(products.c.category) == where.category)
-    if where.available is not None:
-        query = query.where(products.c.available.is_(where.available))
-    return query
-
-
-def _matching(query: Select[Any], dataset_id: uuid.UUID, where: ProductFilter) -> Select[Any]:
-    query = _filtered(query, dataset_id, where)
-    if where.q:
-        query = query.where(or_(_title_contains(where.q), _title_resembles(where.q)))
-    return query
+# Titles containing q (the LIKE pattern) or, through the trigram index, resembling it (word similarity).
+_CONTAINS = "lower(title) LIKE {pattern} ESCAPE '\\'"
+_RESEMBLES = "lower(title) %> {q}"
 
 
 async def list_page(
-    session: AsyncSession,
+    conn: asyncpg.Connection,
     *,
     dataset_id: uuid.UUID,
     where: ProductFilter,
     limit: int,
     after_position: int | None,
-) -> list[AnyRow]:
+) -> list[Record]:
     """Up to `limit` products in file order after `after_position`; each row also carries `position`."""
-    query = _filtered(select(*PRODUCT_COLUMNS, products.c.position), dataset_id, where)
+    query = _Query(dataset_id).filtered(where)
     if after_position is not None:
-        query = query.where(products.c.position > after_position)
-    query = query.order_by(products.c.position).limit(limit)
-    return list((await session.execute(query)).all())
+        query.where.append(f"position > {query.arg(after_position)}")
+    sql = (
+        f"SELECT {PRODUCT_COLUMNS}, position FROM {PRODUCTS} WHERE {query.conditions()} "  # noqa: S608 - placeholders and constants only
+        f"ORDER BY position LIMIT {query.arg(limit)}"
+    )
+    return list(await conn.fetch(sql, *query.args))
 
 
 async def search_page(
-    session: AsyncSession,
+    conn: asyncpg.Connection,
     *,
     dataset_id: uuid.UUID,
     where: ProductFilter,
     limit: int,
     after: tuple[float, int] | None,
     fuzzy: bool,
-) -> list[AnyRow]:
+) -> list[Record]:
     """Up to `limit` title matches for `where.q`, best first, with `rank` and `position` on each row.
 
     Two tiers that never overlap: titles containing `q` (rank 3 when they start with it, else 2), then,
     with `fuzzy`, titles that only resemble it (rank = word similarity, at most 1) — "bananna" finds bananas.
     Computing similarity only for the second tier keeps common words ("milk") cheap.
     """
-    title = func.lower(products.c.title)
-    contains = _title_contains(where.q)
+    query = _Query(dataset_id).filtered(where)
+    escaped = _escape_like(where.q)
+    contains = _CONTAINS.format(pattern=query.arg(f"%{escaped}%"))
     if fuzzy:
-        rank: Any = cast(func.word_similarity(where.q, title), Float(precision=53))
-        condition = and_(_title_resembles(where.q), ~contains)
+        q = query.arg(where.q)
+        rank = f"word_similarity({q}, lower(title))::float8"
+        query.where += [_RESEMBLES.format(q=q), f"NOT ({contains})"]
     else:
-        starts = title.like(f"{_escape_like(where.q)}%", escape="\\")
-        rank = case(
-            (starts, literal(3.0, Float(precision=53))), else_=literal(SUBSTRING_RANK, Float(precision=53))
-        )
-        condition = contains
-    query = _filtered(select(*PRODUCT_COLUMNS, products.c.position, rank.label("rank")), dataset_id, where)
-    query = query.where(condition)
+        starts = _CONTAINS.format(pattern=query.arg(f"{escaped}%"))
+        rank = f"(CASE WHEN {starts} THEN 3.0::float8 ELSE {SUBSTRING_RANK}::float8 END)"
+        query.where.append(contains)
     if after is not None:
-        last_rank, last_position = after
-        query = query.where(
-            or_(rank < last_rank, and_(rank == last_rank, products.c.position > last_position))
-        )
-    query = query.order_by(rank.desc(), products.c.position).limit(limit)
-    return list((await session.execute(query)).all())
+        last_rank, last_position = query.arg(after[0]), query.arg(after[1])
+        query.where.append(f"({rank} < {last_rank} OR ({rank} = {last_rank} AND position > {last_position}))")
+    sql = (
+        f"SELECT {PRODUCT_COLUMNS}, position, {rank} AS rank FROM {PRODUCTS} WHERE {query.conditions()} "  # noqa: S608 - placeholders and constants only
+        f"ORDER BY rank DESC, position LIMIT {query.arg(limit)}"
+    )
+    return list(await conn.fetch(sql, *query.args))
 
 
 async def random_sample(
-    session: AsyncSession, *, dataset_id: uuid.UUID, where: ProductFilter, limit: int, start: float
-) -> list[AnyRow]:
+    conn: asyncpg.Connection, *, dataset_id: uuid.UUID, where: ProductFilter, limit: int, start: float
+) -> list[Record]:
     """Up to `limit` distinct products read from a random point of the `rand` index, wrapping around once."""
-    base = _matching(select(*PRODUCT_COLUMNS), dataset_id, where)
-    first = base.where(products.c.rand >= start).order_by(products.c.rand).limit(limit)
-    rows = list((await session.execute(first)).all())
-    if len(rows) < limit:
-        wrap = base.where(products.c.rand < start).order_by(products.c.rand).limit(limit - len(rows))
-        rows.extend((await session.execute(wrap)).all())
+    rows: list[Record] = []
+    for side in (">=", "<"):
+        query = _Query(dataset_id).filtered(where)
+        if where.q:
+            pattern = query.arg(f"%{_escape_like(where.q)}%")
+            q = query.arg(where.q)
+            query.where.append(f"({_CONTAINS.format(pattern=pattern)} OR {_RESEMBLES.format(q=q)})")
+        query.where.append(f"rand {side} {query.arg(start)}")
+        sql = (
+            f"SELECT {PRODUCT_COLUMNS} FROM {PRODUCTS} WHERE {query.conditions()} "  # noqa: S608 - placeholders and constants only
+            f"ORDER BY rand LIMIT {query.arg(limit - len(rows))}"
+        )
+        rows.extend(await conn.fetch(sql, *query.args))
+        if len(rows) >= limit:
+            break
     return rows
 
 
+_BY_ID = f"SELECT {PRODUCT_COLUMNS} FROM {PRODUCTS} WHERE dataset_id = $1 AND id = $2"  # noqa: S608 - placeholders and constants only
+_BY_PRODUCT_ID = (
+    f"SELECT {PRODUCT_COLUMNS} FROM {PRODUCTS} WHERE dataset_id = $1 AND product_id = $2 "  # noqa: S608 - placeholders and constants only
+    "ORDER BY retailer LIMIT 1"
+)
+
+
 async def get_by_id(
-    session: AsyncSession, *, dataset_id: uuid.UUID, product_uuid: uuid.UUID
-) -> AnyRow | None:
-    query = select(*PRODUCT_COLUMNS).where(products.c.dataset_id == dataset_id, products.c.id == product_uuid)
-    return (await session.execute(query)).first()
+    conn: asyncpg.Connection, *, dataset_id: uuid.UUID, product_uuid: uuid.UUID
+) -> Record | None:
+    row: Record | None = await conn.fetchrow(_BY_ID, dataset_id, product_uuid)
+    return row
 
 
 async def get_by_product_id(
-    session: AsyncSession, *, dataset_id: uuid.UUID, product_id: str, retailer: str = ""
-) -> AnyRow | None:
+    conn: asyncpg.Connection, *, dataset_id: uuid.UUID, product_id: str
+) -> Record | None:
     """The product with this retailer id (the first retailer alphabetically when several share it)."""
-    query = select(*PRODUCT_COLUMNS).where(
-        products.c.dataset_id == dataset_id, products.c.product_id == product_id
-    )
-    if retailer:
-        query = query.where(products.c.retailer == retailer)
-    return (await session.execute(query.order_by(products.c.retailer).limit(1))).first()
+    row: Record | None = await conn.fetchrow(_BY_PRODUCT_ID, dataset_id, product_id)
+    return row
 
 
 async def get_many(
-    session: AsyncSession,
+    conn: asyncpg.Connection,
     *,
     dataset_id: uuid.UUID,
     product_uuids: Sequence[uuid.UUID],
     product_ids: Sequence[str],
     retailer: str = "",
-) -> list[AnyRow]:
+) -> list[Record]:
     """Products matching any of the UUIDs or retailer product ids (UUID matches first)."""
     # Two index lookups rather than one OR: each stays an index probe whatever the planner's statistics say.
-    rows: list[AnyRow] = []
-    for column, values in ((products.c.id, product_uuids), (products.c.product_id, product_ids)):
+    rows: list[Record] = []
+    for column, values, kind in (("id", product_uuids, "uuid"), ("product_id", product_ids, "text")):
         if not values:
             continue
-        query = select(*PRODUCT_COLUMNS).where(products.c.dataset_id == dataset_id, column.in_(values))
+        query = _Query(dataset_id)
+        query.where.append(f"{column} = ANY({query.arg(list(values))}::{kind}[])")
         if retailer:
-            query = query.where(products.c.retailer == retailer)
-        rows.extend((await session.execute(query.order_by(products.c.retailer, products.c.position))).all())
+            query.where.append(f"retailer = {query.arg(retailer)}")
+        sql = (
+            f"SELECT {PRODUCT_COLUMNS} FROM {PRODUCTS} WHERE {query.conditions()} ORDER BY retailer, position"  # noqa: S608 - placeholders and constants only
+        )
+        rows.extend(await conn.fetch(sql, *query.args))
     return rows
+
+
+# The dataset versions reads are answered from (the rest of `datasets` lives in adapters.datasets).
+_DATASET = f"SELECT id, version, checksum_sha256, status FROM {SCHEMA}.datasets"  # noqa: S608 - constants
+
+
+async def live_dataset(conn: asyncpg.Connection) -> Record | None:
+    row: Record | None = await conn.fetchrow(f"{_DATASET} WHERE status = 'active'")
+    return row
+
+
+async def dataset_by_version(conn: asyncpg.Connection, version: str) -> Record | None:
+    row: Record | None = await conn.fetchrow(f"{_DATASET} WHERE version = $1", version)
+    return row
+
+
+async def dataset_by_id(conn: asyncpg.Connection, dataset_id: uuid.UUID) -> Record | None:
+    row: Record | None = await conn.fetchrow(f"{_DATASET} WHERE id = $1", dataset_id)
+    return row

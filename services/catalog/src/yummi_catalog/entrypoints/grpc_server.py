@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,30 +12,44 @@ import grpc
 
 from yummi.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from yummi_catalog.adapters.file_store import DatasetStore, store_from_settings
+from yummi_catalog.adapters.products import Record
 from yummi_catalog.adapters.tables import AnyRow
 from yummi_catalog.service_layer import datasets, imports, products, uploads
+from yummi_common.logging import get_logger
+from yummi_common.messaging.events import subject_for
 from yummi_common.service import Runtime
 from yummi_common.timeutil import to_timestamp
 
 SERVICE_NAME = catalog_pb2.DESCRIPTOR.services_by_name["CatalogService"].full_name
+log = get_logger(__name__)
 
 
-def product_message(row: AnyRow, dataset_version: str) -> catalog_pb2.Product:
+def product_message(row: Record, dataset_version: str) -> catalog_pb2.Product:
     """A Product straight from a products row (attributes stay the JSON text Postgres returned)."""
     return catalog_pb2.Product(
-        id=str(row.id),
-        retailer=row.retailer,
-        product_id=row.product_id,
-        catalog_ref_id=row.catalog_ref_id,
-        title=row.title,
-        url=row.url,
-        image_url=row.image_url,
-        price_minor=row.price_minor,
-        currency=row.currency,
-        category=row.category,
-        available=row.available,
-        attributes_json=row.attributes_json,
+        id=str(row["id"]),
+        retailer=row["retailer"],
+        product_id=row["product_id"],
+        catalog_ref_id=row["catalog_ref_id"],
+        title=row["title"],
+        url=row["url"],
+        image_url=row["image_url"],
+        price_minor=row["price_minor"],
+        currency=row["currency"],
+        category=row["category"],
+        available=row["available"],
+        attributes_json=row["attributes_json"],
         dataset_version=dataset_version,
+    )
+
+
+def list_response(page: products.ProductPage) -> catalog_pb2.ListProductsResponse:
+    version = page.dataset.version
+    return catalog_pb2.ListProductsResponse(
+        items=[product_message(row, version) for row in page.rows],
+        next_cursor=page.next_cursor,
+        dataset_version=version,
+        checksum_sha256=page.dataset.checksum_sha256,
     )
 
 
@@ -59,11 +76,24 @@ def dataset_message(row: AnyRow, *, upload: catalog_pb2.UploadTarget | None = No
 class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     """Every RPC opens its own unit of work; writes commit inside the service layer."""
 
-    def __init__(self, runtime: Runtime, *, store: DatasetStore | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        store: DatasetStore | None = None,
+        reader: products.CatalogReader | None = None,
+    ) -> None:
         self._runtime = runtime
         self._store = store or store_from_settings(runtime.settings)
         self._max_upload_bytes = runtime.settings.dataset_upload_max_bytes
         self._pages = products.PageCache()
+        # The response of each cached page, built once (dropped with the page when the cache evicts it).
+        self._responses: weakref.WeakKeyDictionary[products.ProductPage, catalog_pb2.ListProductsResponse] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.reader = reader or products.CatalogReader(
+            runtime.engine, refresh_seconds=runtime.settings.catalog_live_refresh_seconds
+        )
 
     async def ImportCatalog(
         self, request: catalog_pb2.ImportCatalogRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -94,43 +124,39 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def ListProducts(
         self, request: catalog_pb2.ListProductsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> catalog_pb2.ListProductsResponse:
-        async with self._runtime.uow() as uow:
-            page = await products.list_products(
-                uow=uow,
-                limit=request.limit,
-                retailer=request.retailer,
-                category=request.category,
-                available=request.available if request.HasField("available") else None,
-                q=request.q,
-                random=request.random,
-                dataset_version=request.dataset_version,
-                cursor=request.cursor,
-                cache=self._pages,
-            )
-        version = page.dataset.version
-        return catalog_pb2.ListProductsResponse(
-            items=[product_message(row, version) for row in page.rows],
-            next_cursor=page.next_cursor,
-            dataset_version=version,
-            checksum_sha256=page.dataset.checksum_sha256,
+        page = await products.list_products(
+            reader=self.reader,
+            limit=request.limit,
+            retailer=request.retailer,
+            category=request.category,
+            available=request.available if request.HasField("available") else None,
+            q=request.q,
+            random=request.random,
+            dataset_version=request.dataset_version,
+            cursor=request.cursor,
+            cache=self._pages,
         )
+        if request.random:
+            return list_response(page)
+        response = self._responses.get(page)
+        if response is None:
+            response = self._responses[page] = list_response(page)
+        return response
 
     async def GetProduct(
         self, request: catalog_pb2.GetProductRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> catalog_pb2.Product:
-        async with self._runtime.uow() as uow:
-            row, dataset = await products.get_product(
-                uow=uow, product_id=request.id, dataset_version=request.dataset_version
-            )
+        row, dataset = await products.get_product(
+            reader=self.reader, product_id=request.id, dataset_version=request.dataset_version
+        )
         return product_message(row, dataset.version)
 
     async def BatchGetProducts(
         self, request: catalog_pb2.BatchGetProductsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> catalog_pb2.BatchGetProductsResponse:
-        async with self._runtime.uow() as uow:
-            rows, missing, dataset = await products.batch_get_products(
-                uow=uow, ids=list(request.ids), retailer=request.retailer
-            )
+        rows, missing, dataset = await products.batch_get_products(
+            reader=self.reader, ids=list(request.ids), retailer=request.retailer
+        )
         return catalog_pb2.BatchGetProductsResponse(
             products=[product_message(row, dataset.version) for row in rows],
             missing=missing,
@@ -225,6 +251,39 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
 
 
 def register(server: grpc.aio.Server, runtime: Runtime, *, store: DatasetStore | None = None) -> list[str]:
-    """Add the catalog servicer to `server`; return the service names for health and reflection."""
-    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(CatalogServicer(runtime, store=store), server)
+    """Add the catalog servicer to `server`; return the service names for health and reflection.
+
+    Its reader re-reads the live version after an activation commits in this process, and when any replica
+    announces one (`catalog.dataset.activated`, see `watch_activations`).
+    """
+    servicer = CatalogServicer(runtime, store=store)
+    runtime.after_commit.append(servicer.reader.invalidate)
+    if runtime.nc is not None:
+        runtime.tasks.append(
+            asyncio.create_task(watch_activations(runtime, servicer.reader), name="catalog-activations")
+        )
+    catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME]
+
+
+async def watch_activations(runtime: Runtime, reader: products.CatalogReader) -> None:
+    """Re-read the live version whenever any replica activates one.
+
+    A plain NATS subscription on the event's subject, not a durable consumer: every replica gets its own copy
+    of each message (a durable consumer would hand it to one of them). One lost while disconnected is made up
+    for by the reader's refresh interval.
+    """
+    if runtime.nc is None:
+        return
+    subject = subject_for(runtime.settings.nats_subject_prefix, datasets.DATASET_ACTIVATED)
+
+    async def activated(_message: Any) -> None:
+        reader.invalidate()
+
+    subscription = await runtime.nc.subscribe(subject, cb=activated)
+    log.debug("watching activations", subject=subject)
+    try:
+        await runtime.stop_event.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()

@@ -1,23 +1,32 @@
-"""Reading the catalog: listing (filters, search, random samples, keyset pages) and product lookup."""
+"""Reading the catalog: listing (filters, search, random samples, keyset pages) and product lookup.
+
+Reads go through a `CatalogReader`: the live version is kept in-process (re-read after an activation
+anywhere, see `CatalogReader`), and products are read straight on a pooled asyncpg connection, outside any
+transaction. A read picks its version once and names its dataset id in every statement, so a page is
+entirely the old version or entirely the new one, whenever the switch happens.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import random as random_module
 import re
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from yummi_catalog.adapters import datasets as dataset_repo
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from yummi_catalog.adapters import products as repo
-from yummi_catalog.adapters.products import ProductFilter
-from yummi_catalog.adapters.tables import AnyRow
+from yummi_catalog.adapters.products import ProductFilter, Record
 from yummi_catalog.domain.catalog_file import MAX_CATEGORY, MAX_PRODUCT_ID, MAX_RETAILER
 from yummi_catalog.domain.datasets import MAX_VERSION, SERVABLE
 from yummi_catalog.service_layer.datasets import page_limit
-from yummi_common.db import UnitOfWork
+from yummi_common.db import read_connection
 from yummi_common.errors import InvalidArgument, NotFound
 from yummi_common.pagination import decode_cursor, encode_cursor
 
@@ -40,16 +49,87 @@ class ServedDataset:
 NO_DATASET = ServedDataset(id=None, version="", checksum_sha256="")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ProductPage:
-    rows: list[AnyRow]
+    """One page; compared by identity (a cached page is the same object each time it is served)."""
+
+    rows: list[Record]
     next_cursor: str
     dataset: ServedDataset
 
 
+class CatalogReader:
+    """The read side of one catalog process: the live version, cached, and connections for product reads.
+
+    The live version is read from `catalog.datasets` at most once per `refresh_seconds`, and again at once
+    after `invalidate()`, which the process calls when an activation commits here, and on every replica when
+    `catalog.dataset.activated` arrives over NATS. A read that raced an activation is not cached (the
+    generation changed while it ran), so the cache never holds a version older than the last invalidation.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        refresh_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._live: ServedDataset | None = None
+        self._read_at = 0.0
+        self._generation = 0
+
+    def invalidate(self) -> None:
+        """The live version may have changed: the next read asks the database."""
+        self._generation += 1
+        self._live = None
+
+    def connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        return read_connection(self._engine)
+
+    async def live(self, lazy: _Connection | None = None) -> ServedDataset:
+        """The live version (NO_DATASET when none is), from the cache while it is fresh; a refresh reads on
+        `lazy`'s connection when given (one connection for the whole read), else on one of its own."""
+        live = self._live
+        if live is not None and self._clock() - self._read_at < self._refresh_seconds:
+            return live
+        generation, read_at = self._generation, self._clock()
+        if lazy is not None:
+            row = await repo.live_dataset(await lazy.get())
+        else:
+            async with self.connection() as conn:
+                row = await repo.live_dataset(conn)
+        live = _served(row) if row is not None else NO_DATASET
+        if generation == self._generation:  # no activation committed while we read: cache it
+            self._live, self._read_at = live, read_at
+        return live
+
+
+class _Connection:
+    """A connection taken from the pool only when a read needs the database (a cached page needs none)."""
+
+    def __init__(self, reader: CatalogReader, stack: contextlib.AsyncExitStack) -> None:
+        self._reader = reader
+        self._stack = stack
+        self._conn: asyncpg.Connection | None = None
+
+    async def get(self) -> asyncpg.Connection:
+        if self._conn is None:
+            self._conn = await self._stack.enter_async_context(self._reader.connection())
+        return self._conn
+
+
+@contextlib.asynccontextmanager
+async def _lazy_connection(reader: CatalogReader) -> AsyncIterator[_Connection]:
+    async with contextlib.AsyncExitStack() as stack:
+        yield _Connection(reader, stack)
+
+
 async def list_products(
     *,
-    uow: UnitOfWork,
+    reader: CatalogReader,
     limit: int = 0,
     retailer: str = "",
     category: str = "",
@@ -73,27 +153,33 @@ async def list_products(
             "a random sample has no pages", errors=[{"field": "cursor", "message": "not allowed with random"}]
         )
     after = _decode_list_cursor(cursor, search=bool(where.q)) if cursor else None
-    dataset = await _dataset_for_listing(uow, dataset_version, cursor_dataset=after[0] if after else None)
-    if dataset.id is None:
-        return ProductPage(rows=[], next_cursor="", dataset=dataset)
-    session = uow.session
+    async with _lazy_connection(reader) as lazy:
+        dataset = await _dataset_for_listing(
+            reader, lazy, dataset_version, cursor_dataset=after[0] if after else None
+        )
+        if dataset.id is None:
+            return ProductPage(rows=[], next_cursor="", dataset=dataset)
 
-    if random:
-        start = random_module.random()  # noqa: S311 - a sampling offset, not a secret
-        rows = await repo.random_sample(session, dataset_id=dataset.id, where=where, limit=limit, start=start)
-        return ProductPage(rows=rows, next_cursor="", dataset=dataset)
+        if random:
+            start = random_module.random()  # noqa: S311 - a sampling offset, not a secret
+            rows = await repo.random_sample(
+                await lazy.get(), dataset_id=dataset.id, where=where, limit=limit, start=start
+            )
+            return ProductPage(rows=rows, next_cursor="", dataset=dataset)
 
-    key = (dataset.id, limit, where, cursor)
-    if cache is not None and (cached := cache.get(key)) is not None:
-        return cached
-    page = await _ordered_page(uow, dataset, dataset.id, where=where, limit=limit, after=after)
+        key = (dataset.id, limit, where, cursor)
+        if cache is not None and (cached := cache.get(key)) is not None:
+            return cached
+        page = await _ordered_page(
+            await lazy.get(), dataset, dataset.id, where=where, limit=limit, after=after
+        )
     if cache is not None:
         cache.put(key, page)
     return page
 
 
 async def _ordered_page(
-    uow: UnitOfWork,
+    conn: asyncpg.Connection,
     dataset: ServedDataset,
     dataset_id: uuid.UUID,
     *,
@@ -102,16 +188,15 @@ async def _ordered_page(
     after: list[Any] | None,
 ) -> ProductPage:
     """A page of `dataset` in file order, or for a search best match first; `after` is the decoded cursor."""
-    session = uow.session
     if where.q:
         after_rank = (float(after[1]), int(after[2])) if after else None
         if after_rank is None or after_rank[0] >= repo.SUBSTRING_RANK:
             rows = await repo.search_page(
-                session, dataset_id=dataset_id, where=where, limit=limit + 1, after=after_rank, fuzzy=False
+                conn, dataset_id=dataset_id, where=where, limit=limit + 1, after=after_rank, fuzzy=False
             )
             if len(rows) <= limit:  # substring matches ran out: continue with titles that only resemble q
                 rows += await repo.search_page(
-                    session,
+                    conn,
                     dataset_id=dataset_id,
                     where=where,
                     limit=limit + 1 - len(rows),
@@ -120,20 +205,20 @@ async def _ordered_page(
                 )
         else:
             rows = await repo.search_page(
-                session, dataset_id=dataset_id, where=where, limit=limit + 1, after=after_rank, fuzzy=True
+                conn, dataset_id=dataset_id, where=where, limit=limit + 1, after=after_rank, fuzzy=True
             )
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor([str(dataset.id), rows[-1].rank, rows[-1].position]) if more else ""
+        next_cursor = encode_cursor([str(dataset.id), rows[-1]["rank"], rows[-1]["position"]]) if more else ""
         return ProductPage(rows=rows, next_cursor=next_cursor, dataset=dataset)
 
     after_position = int(after[1]) if after else None
     rows = await repo.list_page(
-        session, dataset_id=dataset_id, where=where, limit=limit + 1, after_position=after_position
+        conn, dataset_id=dataset_id, where=where, limit=limit + 1, after_position=after_position
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor([str(dataset.id), rows[-1].position]) if more else ""
+    next_cursor = encode_cursor([str(dataset.id), rows[-1]["position"]]) if more else ""
     return ProductPage(rows=rows, next_cursor=next_cursor, dataset=dataset)
 
 
@@ -163,38 +248,44 @@ class PageCache:
 
 
 async def get_product(
-    *, uow: UnitOfWork, product_id: str, dataset_version: str = ""
-) -> tuple[AnyRow, ServedDataset]:
+    *, reader: CatalogReader, product_id: str, dataset_version: str = ""
+) -> tuple[Record, ServedDataset]:
     """One product of the live (or the named) version by its UUID or its retailer product_id."""
     wanted = product_id.strip()
     if not wanted:
         raise InvalidArgument("id is required", errors=[{"field": "id", "message": "required"}])
     if len(wanted) > max(MAX_PRODUCT_ID, 36) or _CONTROL.search(wanted):
         raise NotFound("product not found")
-    dataset = await _dataset_by_version(uow, dataset_version) if dataset_version else await _active(uow)
-    if dataset.id is None:
-        raise NotFound("product not found: no catalog is live")
-    row = None
-    product_uuid = _as_uuid(wanted)
-    if product_uuid is not None:
-        row = await repo.get_by_id(uow.session, dataset_id=dataset.id, product_uuid=product_uuid)
-    if row is None and len(wanted) <= MAX_PRODUCT_ID:
-        row = await repo.get_by_product_id(uow.session, dataset_id=dataset.id, product_id=wanted)
+    async with _lazy_connection(reader) as lazy:
+        dataset = (
+            await _dataset_by_version(await lazy.get(), dataset_version)
+            if dataset_version
+            else await reader.live(lazy)
+        )
+        if dataset.id is None:
+            raise NotFound("product not found: no catalog is live")
+        conn = await lazy.get()
+        row = None
+        product_uuid = _as_uuid(wanted)
+        if product_uuid is not None:
+            row = await repo.get_by_id(conn, dataset_id=dataset.id, product_uuid=product_uuid)
+        if row is None and len(wanted) <= MAX_PRODUCT_ID:
+            row = await repo.get_by_product_id(conn, dataset_id=dataset.id, product_id=wanted)
     if row is None:
         raise NotFound("product not found")
     return row, dataset
 
 
 async def batch_get_products(
-    *, uow: UnitOfWork, ids: list[str], retailer: str = ""
-) -> tuple[list[AnyRow], list[str], ServedDataset]:
+    *, reader: CatalogReader, ids: list[str], retailer: str = ""
+) -> tuple[list[Record], list[str], ServedDataset]:
     """The live products for up to 500 UUIDs or retailer product_ids, and the ids that matched nothing."""
     if len(ids) > MAX_BATCH:
         raise InvalidArgument(
             f"at most {MAX_BATCH} ids per call", errors=[{"field": "ids", "message": f"at most {MAX_BATCH}"}]
         )
     retailer = _filter_text(retailer, "retailer", MAX_RETAILER)
-    dataset = await _active(uow)
+    dataset = await reader.live()
     if dataset.id is None or not ids:
         return [], _unique(ids), dataset
     uuids: set[uuid.UUID] = set()
@@ -208,29 +299,30 @@ async def batch_get_products(
             uuids.add(parsed)
         if len(wanted) <= MAX_PRODUCT_ID:
             product_ids.add(wanted)
-    rows = await repo.get_many(
-        uow.session,
-        dataset_id=dataset.id,
-        product_uuids=sorted(uuids),
-        product_ids=sorted(product_ids),
-        retailer=retailer,
-    )
-    by_uuid = {row.id: row for row in rows}
-    by_product_id: dict[str, AnyRow] = {}
+    async with reader.connection() as conn:
+        rows = await repo.get_many(
+            conn,
+            dataset_id=dataset.id,
+            product_uuids=sorted(uuids),
+            product_ids=sorted(product_ids),
+            retailer=retailer,
+        )
+    by_uuid = {row["id"]: row for row in rows}
+    by_product_id: dict[str, Record] = {}
     for row in rows:
-        by_product_id.setdefault(row.product_id, row)
-    found: dict[uuid.UUID, AnyRow] = {}
+        by_product_id.setdefault(row["product_id"], row)
+    found: dict[uuid.UUID, Record] = {}
     missing: list[str] = []
     for raw in _unique(ids):
         wanted = raw.strip()
         parsed = _as_uuid(wanted)
-        match: AnyRow | None = by_uuid.get(parsed) if parsed is not None else None
+        match: Record | None = by_uuid.get(parsed) if parsed is not None else None
         if match is None:
             match = by_product_id.get(wanted)
         if match is None:
             missing.append(raw)
         else:
-            found[match.id] = match
+            found[match["id"]] = match
     return list(found.values()), missing, dataset
 
 
@@ -278,31 +370,26 @@ def _decode_list_cursor(cursor: str, *, search: bool) -> list[Any]:
     return [uuid.UUID(dataset_id), *rest]
 
 
-def _served(row: AnyRow) -> ServedDataset:
-    return ServedDataset(id=row.id, version=row.version, checksum_sha256=row.checksum_sha256 or "")
+def _served(row: Record) -> ServedDataset:
+    return ServedDataset(id=row["id"], version=row["version"], checksum_sha256=row["checksum_sha256"] or "")
 
 
-async def _active(uow: UnitOfWork) -> ServedDataset:
-    row = await dataset_repo.active_dataset(uow.session)
-    return _served(row) if row is not None else NO_DATASET
-
-
-async def _dataset_by_version(uow: UnitOfWork, version: str) -> ServedDataset:
+async def _dataset_by_version(conn: asyncpg.Connection, version: str) -> ServedDataset:
     version = version.strip()
     row = None
     if len(version) <= MAX_VERSION and not _CONTROL.search(version):
-        row = await dataset_repo.get_dataset_by_version(uow.session, version)
-    if row is None or row.status not in SERVABLE:
+        row = await repo.dataset_by_version(conn, version)
+    if row is None or row["status"] not in SERVABLE:
         raise NotFound(f"dataset version {version[:MAX_VERSION]!r} not found")
     return _served(row)
 
 
 async def _dataset_for_listing(
-    uow: UnitOfWork, version: str, *, cursor_dataset: uuid.UUID | None
+    reader: CatalogReader, lazy: _Connection, version: str, *, cursor_dataset: uuid.UUID | None
 ) -> ServedDataset:
     """The named version, else the cursor's (pages stay on one version), else the live one."""
     if version:
-        dataset = await _dataset_by_version(uow, version)
+        dataset = await _dataset_by_version(await lazy.get(), version)
         if cursor_dataset is not None and cursor_dataset != dataset.id:
             raise InvalidArgument(
                 "cursor belongs to another dataset version",
@@ -310,10 +397,13 @@ async def _dataset_for_listing(
             )
         return dataset
     if cursor_dataset is not None:
-        row = await dataset_repo.get_dataset(uow.session, cursor_dataset)
-        if row is None or row.status not in SERVABLE:
+        live = await reader.live(lazy)
+        if live.id == cursor_dataset:
+            return live
+        row = await repo.dataset_by_id(await lazy.get(), cursor_dataset)
+        if row is None or row["status"] not in SERVABLE:
             raise InvalidArgument(
                 "cursor has expired; start again", errors=[{"field": "cursor", "message": "expired"}]
             )
         return _served(row)
-    return await _active(uow)
+    return await reader.live(lazy)
