@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 
 import orjson
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from yummi_catalog.domain.catalog_file import (
     MAX_ATTRIBUTE_DEPTH,
     MAX_ATTRIBUTE_KEYS,
+    PRODUCT_ID_NAMESPACE,
     CatalogFileError,
     parse_catalog,
     product_uuid,
@@ -244,6 +246,29 @@ def test_a_product_id_is_the_same_uuid_in_every_version_and_differs_per_retailer
     assert product_uuid("woolworths", "1001") == product_uuid("woolworths", "1001")
     assert product_uuid("woolworths", "1001") != product_uuid("checkers", "1001")
     assert product_uuid("woolworths", "1001").version == 5
+
+
+@given(
+    st.from_regex(r"[a-z0-9][a-z0-9._\-]{0,20}", fullmatch=True),
+    st.from_regex(r"[A-Za-z0-9._:\-]{1,64}", fullmatch=True),
+)
+def test_a_product_uuid_is_exactly_the_standard_uuid5(retailer: str, product_id: str) -> None:
+    expected = uuid.uuid5(PRODUCT_ID_NAMESPACE, f"{retailer}:{product_id}")
+    got = product_uuid(retailer, product_id)
+    assert got == expected and hash(got) == hash(expected) and str(got) == str(expected)
+    assert (got.version, got.variant, got.bytes) == (5, uuid.RFC_4122, expected.bytes)
+
+
+def test_short_extra_fields_are_checked_as_strictly_as_long_ones() -> None:
+    assert "NUL" in only_reason(doc(item(n="\x00")))
+    assert "NUL" in only_reason(doc(item(**{"\x00": 1})))
+    kept = parse_catalog(doc(item(note="\\u0000 is not a NUL", tags=[[[]]])))
+    assert orjson.loads(kept.items[0].attributes_json) == {"note": "\\u0000 is not a NUL", "tags": [[[]]]}
+    flat: object = []
+    for _ in range(MAX_ATTRIBUTE_DEPTH - 1):
+        flat = [flat]
+    assert len(parse_catalog(doc(item(x=flat))).items) == 1  # 8 levels, in 16 bytes
+    assert "nested deeper than 8" in only_reason(doc(item(x=[flat])))
 
 
 def test_items_keep_their_file_position() -> None:

@@ -146,8 +146,24 @@ class _Refused(Exception):
 
 
 def product_uuid(retailer: str, product_id: str) -> uuid.UUID:
-    """The product's id in every version: a UUIDv5 of `retailer:product_id` (retailers hold no colon)."""
-    return uuid.uuid5(PRODUCT_ID_NAMESPACE, f"{retailer}:{product_id}")
+    """The product's id in every version: a UUIDv5 of `retailer:product_id` (retailers hold no colon).
+
+    Exactly `uuid.uuid5(PRODUCT_ID_NAMESPACE, ...)`, computed the same way (SHA-1, version and variant bits)
+    but without `UUID.__init__`'s argument checks: a load computes one per item, and this halves its cost.
+    """
+    digest = hashlib.sha1(_NAMESPACE_BYTES + f"{retailer}:{product_id}".encode()).digest()  # noqa: S324
+    value = int.from_bytes(digest[:16], "big") & _UUID5_MASK | _UUID5_BITS
+    product = _new_uuid(uuid.UUID)
+    _set_slot(product, "int", value)
+    _set_slot(product, "is_safe", uuid.SafeUUID.unknown)
+    return product
+
+
+_NAMESPACE_BYTES = PRODUCT_ID_NAMESPACE.bytes
+_UUID5_MASK = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # clears the version and variant bits
+_UUID5_BITS = (5 << 76) | (0x8000 << 48)  # version 5, RFC 4122 variant
+_new_uuid = object.__new__
+_set_slot = object.__setattr__  # UUID is immutable: its own constructor sets its slots this way
 
 
 def checksum_sha256(content: bytes) -> str:
@@ -494,15 +510,26 @@ def _url(value: Any, name: str) -> str:
 
 
 def _attributes(attributes: dict[str, Any]) -> str:
+    if not attributes:
+        return "{}"
+    blob = orjson.dumps(attributes)
+    if len(blob) <= MAX_KEY and b"\\u0000" not in blob and _brackets(blob) <= MAX_ATTRIBUTE_DEPTH:
+        # Short, so within every limit: no key or string can be longer than the text, no container can
+        # have more entries, and even if every bracket nested the next, the depth would be within bounds.
+        return blob.decode()
     if len(attributes) > MAX_ATTRIBUTE_KEYS:
         raise _Refused(f"an item may have at most {MAX_ATTRIBUTE_KEYS} extra fields")
     for key, value in attributes.items():
         _check_key(key, key)
         _check_value(value, 1, key)
-    blob = orjson.dumps(attributes)
     if len(blob) > MAX_ATTRIBUTES_BYTES:
         raise _Refused(f"the item's extra fields exceed {MAX_ATTRIBUTES_BYTES // 1024} KiB")
     return blob.decode()
+
+
+def _brackets(blob: bytes) -> int:
+    """How many containers the JSON text could open (brackets inside strings count too: an upper bound)."""
+    return blob.count(b"[") + blob.count(b"{") - 1  # the attributes object itself is not nested
 
 
 def _check_key(key: str, path: str) -> None:

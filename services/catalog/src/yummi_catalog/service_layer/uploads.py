@@ -368,23 +368,32 @@ async def _load_products(
     batches: Iterator[list[CatalogItem]],
     catalog: CatalogStream,
 ) -> int:
-    """COPY each batch into the new partition while the worker thread parses the next one; the count."""
+    """COPY each batch into the new partition while the worker thread parses the next one; the count.
+
+    Progress goes out on its own connection beside the load (never more than one write at a time), so a
+    slow commit of it never holds up the next COPY.
+    """
     await create_partition(session, dataset_id=row.id)
     done = 0
     published = time.monotonic()
+    publishing: asyncio.Task[None] | None = None
     upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
     try:
         while (batch := await upcoming) is not None:
             upcoming = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
             await copy_products(session, dataset_id=row.id, items=batch)
             done += len(batch)
-            if time.monotonic() - published >= PROGRESS_SECONDS:
+            if time.monotonic() - published >= PROGRESS_SECONDS and (publishing is None or publishing.done()):
                 estimate = done * row.size_bytes // max(catalog.size_bytes, 1)
-                await _progress(uow_factory, row.id, done, max(done, estimate))
+                publishing = asyncio.create_task(
+                    _progress(uow_factory, row.id, done, max(done, estimate), best_effort=True)
+                )
                 published = time.monotonic()
     finally:
         if not upcoming.done():  # the thread cannot be interrupted: let it finish its batch
             await asyncio.wait([upcoming])
+        if publishing is not None:
+            await asyncio.wait([publishing])
     await _progress(uow_factory, row.id, done, done)
     return done
 
@@ -504,11 +513,19 @@ def _file_fault(exc: BaseException) -> str:
     return "the uploaded file cannot be read"
 
 
-async def _progress(uow_factory: UnitOfWorkFactory, dataset_id: uuid.UUID, done: int, total: int) -> None:
-    """Publish progress in its own short transaction, so GetDataset sees it while indexing runs."""
-    async with uow_factory() as uow:
-        await repo.update_dataset(uow.session, dataset_id, progress_done=done, progress_total=total)
-        await uow.commit()
+async def _progress(
+    uow_factory: UnitOfWorkFactory, dataset_id: uuid.UUID, done: int, total: int, *, best_effort: bool = False
+) -> None:
+    """Publish progress in its own short transaction, so GetDataset sees it while indexing runs (best effort:
+    a failed write is logged, and the next one says more)."""
+    try:
+        async with uow_factory() as uow:
+            await repo.update_dataset(uow.session, dataset_id, progress_done=done, progress_total=total)
+            await uow.commit()
+    except Exception as exc:
+        if not best_effort:
+            raise
+        log.warning("indexing progress not written", dataset_id=str(dataset_id), error=str(exc))
 
 
 async def _fail(uow_factory: UnitOfWorkFactory, dataset_id: uuid.UUID, reason: str) -> None:
