@@ -5,20 +5,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import jwt
 import nats
 import nats.js.errors
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from yummi_ai.fake_openai import FakeOpenAI
 from yummi_devstack import SERVICE_NAMES, ServiceGroup, start_services
@@ -146,6 +152,93 @@ def stack(
         services.stop()
         asyncio.run(_delete_stream(yummi_infra.nats_url, env["NATS_STREAM"]))
         drop_database(database_url)
+
+
+CLERK_ISSUER = "https://clerk.e2e.example"
+CLERK_APP = "https://app.e2e.example"
+
+
+@dataclass
+class Clerk:
+    """A second gateway on the stack's services that verifies Clerk RS256 tokens against a local JWKS server
+    (the `stack` gateway keeps accepting dev tokens for the rest of the suite)."""
+
+    url: str
+    client: httpx.Client
+    private_key: Any
+    kid: str
+
+    def token(self, sub: str, email: str | None = None, **claims: Any) -> str:
+        """A session token as Clerk issues it: RS256, the JWKS key's kid, iss/azp/iat/nbf/exp."""
+        now = int(time.time())
+        payload = {
+            "sub": sub,
+            "iss": CLERK_ISSUER,
+            "azp": CLERK_APP,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "email": email,
+            **claims,
+        }
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(payload, self.private_key, algorithm="RS256", headers={"kid": self.kid})
+
+    def auth(self, sub: str, email: str | None = None, **claims: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(sub, email, **claims)}"}
+
+
+@contextlib.contextmanager
+def jwks_server(keys: list[dict[str, Any]]) -> Iterator[str]:
+    """Clerk's /.well-known/jwks.json for `keys`, on a free local port; yields its URL."""
+    body = json.dumps({"keys": keys}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def clerk(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clerk]:
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    kid = "e2e-key-1"
+    jwk = {
+        **RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True),
+        "kid": kid,
+        "use": "sig",
+        "alg": "RS256",
+    }
+    with jwks_server([jwk]) as jwks_url:
+        env = {
+            **stack.services.env,
+            "AUTH_DISABLE_VERIFICATION": "false",
+            "CLERK_ISSUER": CLERK_ISSUER,
+            "CLERK_JWKS_URL": jwks_url,
+            "CLERK_AUTHORIZED_PARTIES": CLERK_APP,
+        }
+        log_dir = tmp_path_factory.mktemp("clerk-gateway-logs")
+        gateway = start_services(env, ["gateway"], log_dir, timeout=SERVICES_START_TIMEOUT)
+        try:
+            with httpx.Client(base_url=gateway.gateway_url, timeout=30.0) as client:
+                yield Clerk(url=gateway.gateway_url, client=client, private_key=private_key, kid=kid)
+        finally:
+            gateway.stop()
 
 
 async def _delete_stream(nats_url: str, stream: str) -> None:

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import ADMIN_EMAIL, RUNNER_EMAIL, Stack
+from .conftest import ADMIN_EMAIL, RUNNER_EMAIL, Clerk, Stack
+from .helpers import query
 
 pytestmark = pytest.mark.e2e
 
@@ -319,3 +321,110 @@ def test_order_bad_input_is_a_problem_and_stores_nothing(stack: Stack, imported:
     assert wrong_type.status_code == 415
     assert stack.client.post("/v1/orders", json={"retailer": "x", "items": []}).status_code == 401
     assert stack.client.get("/v1/orders", headers=shopper).json()["items"] == []
+
+
+def test_user_story_signed_in_with_a_clerk_rs256_token(
+    stack: Stack, clerk: Clerk, imported: dict[str, Any]
+) -> None:
+    """The whole story through a gateway that verifies Clerk tokens (RS256, local JWKS), never dev tokens."""
+    http = clerk.client
+    sub, email = f"user_clerk_{uuid.uuid4().hex[:12]}", "clerk-story@e2e.example"
+    shopper = clerk.auth(sub, email)
+    assert (
+        http.get("/v1/me", headers=stack.auth(sub, email)).status_code == 401
+    )  # a dev token is refused here
+    forged = clerk.token(sub, email, iss="https://evil.example")
+    assert http.get("/v1/me", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+    me = http.get("/v1/me", headers=shopper)
+    assert me.status_code == 200, me.text
+    assert (me.json()["clerk_user_id"], me.json()["email"]) == (sub, email)
+    assert me.json()["wallet"]["balance_minor"] == 0
+
+    # Top-up: the simulator's hosted page, then its signed ITN, credited exactly once.
+    initiated = http.post(
+        "/v1/payments/payfast/initiate", json={"amount_minor": 40_000, "currency": "ZAR"}, headers=shopper
+    )
+    assert initiated.status_code in (200, 201), initiated.text
+    reference = str(initiated.json()["reference"])
+    with httpx.Client(timeout=30) as browser:
+        page = browser.post(initiated.json()["action_url"], data=initiated.json()["fields"])
+        pay_path = re.search(r'action="(/eng/process/[^"]+/pay)"', page.text)
+        assert pay_path, page.text
+        paid = browser.post(stack.payfast_url + pay_path.group(1), data={"payment_status": "COMPLETE"})
+        assert paid.status_code in (200, 303), paid.text
+    wait_for(
+        lambda: http.get("/v1/payments/payfast/status", params={"reference": reference}, headers=shopper),
+        lambda r: r.status_code == 200 and r.json()["wallet_credited"],
+    )
+    itns = httpx.get(f"{stack.payfast_url}/simulator/notifications", timeout=10).json()
+    assert [n["status_code"] for n in itns if n["reference"] == reference] == [200]
+    wallet = http.get("/v1/wallet/balance", headers=shopper).json()
+    assert wallet["balance_minor"] == 40_000
+    assert [(t["entry_type"], t["amount_minor"]) for t in wallet["transactions"]] == [("credit", 40_000)]
+
+    # Browse and search.
+    page_one = http.get("/v1/catalog", params={"limit": 20, "available": "true"}, headers=shopper).json()
+    product = min(page_one["items"], key=lambda p: p["price_minor"])
+    word = next(w for w in product["title"].split() if len(w) > 3)
+    found = http.get("/v1/catalog", params={"q": word, "limit": 50}, headers=shopper)
+    assert found.status_code == 200, found.text
+    assert product["id"] in [p["id"] for p in found.json()["items"]]
+
+    # An order sent twice with one Idempotency-Key is placed once, debited once, queued.
+    order_body = {"retailer": "woolworths", "items": [{"product_id": product["product_id"], "quantity": 2}]}
+    key = str(uuid.uuid4())
+    first = http.post("/v1/orders", json=order_body, headers={**shopper, "Idempotency-Key": key})
+    again = http.post("/v1/orders", json=order_body, headers={**shopper, "Idempotency-Key": key})
+    assert first.status_code == again.status_code == 201, (first.text, again.text)
+    order_id = first.json()["id"]
+    assert again.json()["id"] == order_id
+    assert [o["id"] for o in http.get("/v1/orders", headers=shopper).json()["items"]] == [order_id]
+    queued = wait_for(
+        lambda: http.get(f"/v1/orders/{order_id}", headers=shopper).json(),
+        lambda order: order["status"] != "pending_payment",
+    )
+    assert queued["status"] == "queued"
+    wallet = http.get("/v1/wallet/balance", headers=shopper).json()
+    assert wallet["balance_minor"] == 40_000 - 2 * product["price_minor"]
+    assert sorted(t["entry_type"] for t in wallet["transactions"]) == ["credit", "debit"]
+
+    # A runner (also signed in with Clerk) claims it under a lease and completes it.
+    runner = clerk.auth("runner_clerk_e2e", RUNNER_EMAIL)
+    claimed = None
+    for _ in range(1000):
+        response = http.post("/v1/orders/next", headers=runner)
+        assert response.status_code == 200, response.text
+        if response.json()["id"] == order_id:
+            claimed = response.json()
+            break
+        other = http.post(
+            f"/v1/orders/{response.json()['id']}/ack", json={"outcome": "completed"}, headers=runner
+        )
+        assert other.status_code == 200, other.text
+    assert claimed is not None
+    ack = http.post(
+        f"/v1/orders/{order_id}/ack",
+        json={"outcome": "completed", "retailer_reference": "WW-CLERK"},
+        headers=runner,
+    )
+    assert ack.status_code == 200, ack.text
+    assert http.get(f"/v1/orders/{order_id}", headers=shopper).json()["status"] == "completed"
+
+    # Export everything held about the shopper, then erase it.
+    export = http.get("/v1/me/export", headers=shopper)
+    assert export.status_code == 200, export.text
+    contexts = export.json()["contexts"]
+    assert [p["reference"] for p in contexts["payments"]["payments"]] == [reference]
+    assert order_id in export.text
+    erased = http.delete("/v1/me", headers=shopper)
+    assert erased.status_code == 202, erased.text
+    user_id = me.json()["id"]
+    wait_for(
+        lambda: query(
+            stack.database_url,
+            "SELECT email, erased_at FROM identity.users WHERE id = $1",
+            uuid.UUID(user_id),
+        ),
+        lambda rows: rows and rows[0]["erased_at"] is not None and rows[0]["email"] != email,
+    )
