@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json as stdlib_json
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 import structlog
@@ -131,8 +134,79 @@ def _dumps(event_dict: Any, **kwargs: Any) -> str:
         return stdlib_json.dumps(event_dict, **kwargs)
 
 
-def configure_logging(*, service: str, json: bool = True, level: str = "INFO") -> None:
-    """Configure structlog and the stdlib root logger once per process."""
+class LoopBatchedLines:
+    """Writes log lines to a stream; lines logged inside a running event loop go out together, with one write
+    and flush at the end of the loop's current iteration, instead of one system call per line (a busy server
+    ends several requests per iteration). Error lines, and lines logged outside a loop (start-up, threads,
+    shutdown), are written at once, after whatever is pending; what is pending at exit is written then."""
+
+    MAX_PENDING = 512
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending: list[str] = []
+        self._lock = threading.Lock()
+        self._flush_on: asyncio.AbstractEventLoop | None = None
+        atexit.register(self.flush)
+
+    def line(self, text: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            if loop is None or len(self._pending) >= self.MAX_PENDING:
+                self._write_now(text)
+                return
+            self._pending.append(text + "\n")
+            if self._flush_on is not loop:  # none scheduled on this loop (or its loop was closed first)
+                self._flush_on = loop
+                loop.call_soon(self.flush)
+
+    def line_now(self, text: str) -> None:
+        with self._lock:
+            self._write_now(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_on = None
+            if self._pending:
+                self._stream.write("".join(self._pending))
+                self._pending.clear()
+                self._stream.flush()
+
+    def _write_now(self, text: str) -> None:
+        if self._pending:
+            self._stream.write("".join(self._pending))
+            self._pending.clear()
+        self._stream.write(text + "\n")
+        self._stream.flush()
+
+
+class _BatchedLogger:
+    """A structlog logger (the PrintLogger interface) over LoopBatchedLines."""
+
+    def __init__(self, lines: LoopBatchedLines) -> None:
+        self._lines = lines
+
+    def msg(self, message: str) -> None:
+        self._lines.line(message)
+
+    def err(self, message: str) -> None:
+        self._lines.line_now(message)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = error = critical = exception = err
+
+
+def configure_logging(
+    *, service: str, json: bool = True, level: str = "INFO", batch_in_loop: bool = False
+) -> None:
+    """Configure structlog and the stdlib root logger once per process.
+
+    `batch_in_loop`: structlog lines logged inside a running event loop are written once per loop iteration
+    (see LoopBatchedLines), for servers that log a line per request.
+    """
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -156,7 +230,7 @@ def configure_logging(*, service: str, json: bool = True, level: str = "INFO") -
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.WriteLoggerFactory(sys.stderr),  # write + flush: cheaper than print
+        logger_factory=_logger_factory(batch_in_loop),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
@@ -177,6 +251,13 @@ def configure_logging(*, service: str, json: bool = True, level: str = "INFO") -
     root.setLevel(lvl)
     for noisy in ("uvicorn.access", "sqlalchemy.engine", "nats"):
         logging.getLogger(noisy).setLevel(max(lvl, logging.WARNING))
+
+
+def _logger_factory(batch_in_loop: bool) -> Callable[..., Any]:
+    if not batch_in_loop:
+        return structlog.WriteLoggerFactory(sys.stderr)  # write + flush: cheaper than print
+    logger = _BatchedLogger(LoopBatchedLines(sys.stderr))
+    return lambda *_args: logger
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -129,3 +129,73 @@ def test_a_line_logged_inside_a_span_names_its_trace_and_span(json_logs: Callabl
         assert line["trace_id"] == format(ctx.trace_id, "032x")
         assert line["span_id"] == format(ctx.span_id, "016x")
     assert "trace_id" not in outside
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+        self.flushes = 0
+
+    def write(self, text: str) -> None:
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_lines_of_one_loop_iteration_go_out_in_one_write_and_errors_at_once() -> None:
+    import asyncio
+
+    from yummi_common.logging import LoopBatchedLines
+
+    stream = Recorder()
+    lines = LoopBatchedLines(stream)  # type: ignore[arg-type]
+
+    async def serve() -> None:
+        lines.line("a")
+        lines.line("b")
+        assert stream.writes == []
+        await asyncio.sleep(0)  # the iteration ends
+        assert stream.writes == ["a\nb\n"]
+        lines.line("c")
+        lines.line_now("boom")  # an error line: what is pending first, then the line, nothing held back
+        assert stream.writes == ["a\nb\n", "c\n", "boom\n"]
+        lines.line("left in a loop that closes before its flush runs")
+
+    asyncio.run(serve())
+    lines.line("outside any loop")
+    assert stream.writes[-2:] == ["left in a loop that closes before its flush runs\n", "outside any loop\n"]
+
+    async def again() -> None:
+        lines.line("in a new loop")
+        await asyncio.sleep(0)
+
+    asyncio.run(again())
+    assert stream.writes[-1] == "in a new loop\n"
+
+
+def test_batched_access_lines_are_json_lines_with_every_field(capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        configure_logging(service="batch-test", json=True, level="INFO", batch_in_loop=True)
+
+        async def serve() -> None:
+            log = get_logger("yummi_gateway.access")
+            for status in (200, 404):
+                log.info("request", method="GET", route="/v1/x", status=status, ms=1.5, user_id=None)
+            await asyncio.sleep(0)
+
+        asyncio.run(serve())
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    finally:
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    assert [line["status"] for line in lines] == [200, 404]
+    assert {"event", "method", "route", "status", "ms", "user_id", "service", "level", "timestamp"} <= set(
+        lines[0]
+    )

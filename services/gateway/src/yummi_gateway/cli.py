@@ -93,7 +93,7 @@ def worker_app() -> FastAPI:
     from yummi_gateway.app import create_app
 
     settings = get_settings()
-    configure_logging(service="gateway", json=settings.log_json, level=settings.log_level)
+    configure_logging(service="gateway", json=settings.log_json, level=settings.log_level, batch_in_loop=True)
     telemetry.init_telemetry("gateway", settings)
     metrics.set_build_info("gateway", settings.version)
     return create_app(settings)
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
     args = parser.parse_args(argv)
     settings = get_settings()
-    configure_logging(service="gateway", json=settings.log_json, level=settings.log_level)
+    configure_logging(service="gateway", json=settings.log_json, level=settings.log_level, batch_in_loop=True)
     if args.command == "migrate":
         migrate(settings)
     else:
