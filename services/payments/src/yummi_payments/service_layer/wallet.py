@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,15 +56,11 @@ class WalletView:
 
 async def lock_wallet(session: AsyncSession, user_id: uuid.UUID) -> WalletState:
     """Lock the wallet's row for this transaction (serialises postings), creating the wallet when missing."""
-    locked = (
-        select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency)
-        .where(wallets.c.user_id == user_id)
-        .with_for_update()
-    )
-    row = (await session.execute(locked)).first()
+    params = {"user_id": user_id}
+    row = (await session.execute(LOCK_WALLET, params)).first()
     if row is None:  # the first posting: a concurrent creator makes this insert wait, then do nothing
         await session.execute(pg_insert(wallets).values(user_id=user_id).on_conflict_do_nothing())
-        row = (await session.execute(locked)).one()
+        row = (await session.execute(LOCK_WALLET, params)).one()
     return WalletState(
         balance_minor=row.balance_minor, debits_blocked=row.debits_blocked, currency=row.currency
     )
@@ -143,6 +139,73 @@ def _balance_update(user_id: uuid.UUID, posting: Posting) -> Any:
     )
 
 
+def _order_debit_statement() -> Any:
+    """The debit's ledger entry, balance move and `debited` charge row as one statement (built once).
+
+    The same writes as `post_entry` plus the charge INSERT, chained on the entry id the first one returns
+    (bound names differ from the wallet's column names, which an UPDATE would take as values to SET):
+    when the ledger already holds this debit (its cause key) nothing is written and no row comes back.
+    """
+    posted = (
+        pg_insert(wallet_transactions)
+        .values(
+            id=bindparam("entry_id"),
+            user_id=bindparam("owner"),
+            amount_minor=bindparam("posting_minor"),
+            balance_after_minor=bindparam("balance_after_minor"),
+            entry_type=bindparam("entry_type"),
+            cause_key=bindparam("cause_key"),
+            order_id=bindparam("order_id"),
+            note=bindparam("note"),
+            created_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=[wallet_transactions.c.cause_key])
+        .returning(wallet_transactions.c.id)
+        .cte("posted")
+    )
+    moved = (
+        update(wallets)
+        .where(wallets.c.user_id == bindparam("owner"), exists(select(posted.c.id)))
+        .values(
+            balance_minor=wallets.c.balance_minor + bindparam("posting_minor"),
+            debits_blocked=bindparam("blocked"),
+            updated_at=bindparam("now"),
+        )
+        .returning(wallets.c.user_id)
+        .cte("moved")
+    )
+    charge_columns = ["order_id", "user_id", "amount_minor", "currency", "created_at", "updated_at"]
+    charged = (
+        insert(order_charges)
+        .from_select(
+            [*charge_columns, "status", "debit_transaction_id"],
+            select(
+                bindparam("order_id", type_=order_charges.c.order_id.type),
+                bindparam("owner", type_=order_charges.c.user_id.type),
+                bindparam("amount_minor", type_=order_charges.c.amount_minor.type),
+                bindparam("charge_currency", type_=order_charges.c.currency.type),
+                bindparam("now", type_=order_charges.c.created_at.type),
+                bindparam("now", type_=order_charges.c.updated_at.type),
+                literal(OrderChargeStatus.DEBITED.value),
+                posted.c.id,
+            ),
+        )
+        .returning(order_charges.c.order_id)
+        .cte("charged")
+    )
+    return select(posted.c.id).add_cte(moved, charged)
+
+
+# The debit's statements are built once: SQLAlchemy reuses their cache key and compiled form on every call.
+LOCK_WALLET = (
+    select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency)
+    .where(wallets.c.user_id == bindparam("user_id"))
+    .with_for_update()
+)
+CHARGE_STATUS = select(order_charges.c.status).where(order_charges.c.order_id == bindparam("order_id"))
+ORDER_DEBIT = _order_debit_statement()
+
+
 async def post_order_debit(
     session: AsyncSession,
     *,
@@ -154,47 +217,31 @@ async def post_order_debit(
 ) -> uuid.UUID | None:
     """Post an order's debit, move the balance and store its `debited` charge row, in one statement.
 
-    The same three writes as `post_entry` and the charge INSERT, chained on the entry the first one returns:
-    when the ledger already holds this debit nothing is written and None comes back.
+    None (and nothing written) when the ledger already holds this debit.
     """
     entry_id = uuid.uuid4()
-    posted = _entry_insert(
-        entry_id=entry_id,
-        user_id=user_id,
-        posting=posting,
-        cause_key=ledger.debit_cause(order_id),
-        note=f"order {order_id}",
-        order_id=order_id,
-        payment_id=None,
-    ).cte("posted")
-    moved = (
-        _balance_update(user_id, posting)
-        .where(exists(select(posted.c.id)))
-        .returning(wallets.c.user_id)
-        .cte("moved")
-    )
-    now = utcnow()
-    charge = {
-        "order_id": order_id,
-        "user_id": user_id,
-        "amount_minor": amount_minor,
-        "currency": currency,
-        "status": OrderChargeStatus.DEBITED.value,
-        "created_at": now,
-        "updated_at": now,
-    }
-    charged = (
-        insert(order_charges)
-        .from_select(
-            [*charge, "debit_transaction_id"],
-            select(*(literal(v, order_charges.c[k].type) for k, v in charge.items()), posted.c.id),
+    cause_key = ledger.debit_cause(order_id)
+    posted_id = (
+        await session.execute(
+            ORDER_DEBIT,
+            {
+                "entry_id": entry_id,
+                "owner": user_id,
+                "posting_minor": posting.amount_minor,
+                "balance_after_minor": posting.wallet.balance_minor,
+                "entry_type": posting.entry_type.value,
+                "cause_key": cause_key,
+                "order_id": order_id,
+                "note": f"order {order_id}"[:MAX_REASON],
+                "now": utcnow(),
+                "blocked": posting.wallet.debits_blocked,
+                "amount_minor": amount_minor,
+                "charge_currency": currency,
+            },
         )
-        .returning(order_charges.c.order_id)
-        .cte("charged")
-    )
-    posted_id = (await session.execute(select(posted.c.id).add_cte(moved, charged))).scalar()
+    ).scalar()
     if posted_id is None:
-        log.info("ledger cause already posted", cause_key=ledger.debit_cause(order_id))
+        log.info("ledger cause already posted", cause_key=cause_key)
         return None
     return entry_id
 
@@ -231,9 +278,7 @@ async def debit_for_order(
     """Pay for a placed order from the wallet, or refuse it; an order seen before or closed is left alone."""
     session = uow.session
     wallet = await lock_wallet(session, user_id)
-    existing = (
-        await session.execute(select(order_charges.c.status).where(order_charges.c.order_id == order_id))
-    ).first()
+    existing = (await session.execute(CHARGE_STATUS, {"order_id": order_id})).first()
     if existing is not None:
         log.info("order already handled by the wallet", order_id=str(order_id), status=existing.status)
         return None
