@@ -15,7 +15,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -77,6 +77,17 @@ class ConsumerRuntime:
         self._ack_wait = ack_wait
         self._batch = batch
         self._concurrency = max(1, concurrency or settings.consumer_concurrency)
+        # Built once: SQLAlchemy reuses its cache key and compiled form for every message.
+        self._inbox_insert = (
+            pg_insert(tables.inbox)
+            .values(
+                event_id=bindparam("event_id"),
+                consumer=bindparam("consumer"),
+                event_type=bindparam("event_type"),
+            )
+            .on_conflict_do_nothing()
+            .returning(tables.inbox.c.event_id)
+        )
 
     def durable_name(self, sub: Subscription) -> str:
         return f"{self._service}-{sub.name}".replace(".", "_")
@@ -100,7 +111,8 @@ class ConsumerRuntime:
         try:
             while not stop.is_set():
                 try:
-                    if len(in_flight) >= limit:
+                    # Refill once half the slots are free: one fetch brings several messages, not one each.
+                    if len(in_flight) > limit // 2:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                         continue
                     if psub is None:
@@ -189,10 +201,7 @@ class ConsumerRuntime:
         try:
             async with self._uow_factory() as uow:
                 inserted = await uow.session.execute(
-                    pg_insert(self._tables.inbox)
-                    .values(event_id=event.id, consumer=durable, event_type=event.type)
-                    .on_conflict_do_nothing()
-                    .returning(self._tables.inbox.c.event_id)
+                    self._inbox_insert, {"event_id": event.id, "consumer": durable, "event_type": event.type}
                 )
                 if inserted.first() is not None:
                     await sub.handler(uow, event)

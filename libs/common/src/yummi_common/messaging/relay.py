@@ -9,7 +9,8 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
-from sqlalchemy import func, select, update
+from sqlalchemy import any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from yummi_common import metrics, telemetry
@@ -48,6 +49,20 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._published = metrics.OUTBOX_PUBLISHED.labels(service)
         self._service = service
+        outbox = tables.outbox
+        # Built once (the claim's size is fixed): SQLAlchemy reuses their cache keys and compiled forms.
+        self._claim = (
+            select(outbox.c.id, outbox.c.event_type, outbox.c.payload, outbox.c.headers, outbox.c.created_at)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.created_at, outbox.c.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        self._mark = (
+            update(outbox)
+            .where(outbox.c.id == any_(bindparam("ids", type_=ARRAY(outbox.c.id.type))))
+            .values(published_at=func.now(), attempts=outbox.c.attempts + 1)
+        )
 
     def kick(self) -> None:
         """Wake the relay now (called after a commit that wrote events)."""
@@ -62,23 +77,8 @@ class OutboxRelay:
         round; JetStream drops the copy it may already hold (Nats-Msg-Id = event id). Returns how many rows
         were published; raises the first failure after marking the rest.
         """
-        outbox = self._outbox
         async with self._engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        outbox.c.id,
-                        outbox.c.event_type,
-                        outbox.c.payload,
-                        outbox.c.headers,
-                        outbox.c.created_at,
-                    )
-                    .where(outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.created_at, outbox.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = (await conn.execute(self._claim)).all()
             if not rows:
                 return 0
             acks = await self._publish_rows(rows)
@@ -88,11 +88,7 @@ class OutboxRelay:
             failure = next((ack for ack in acks if isinstance(ack, BaseException)), None)
             # Mark what reached the stream even when another publish failed (this transaction commits).
             if published:
-                await conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(published))
-                    .values(published_at=func.now(), attempts=outbox.c.attempts + 1)
-                )
+                await conn.execute(self._mark, {"ids": published})
         self._published.inc(len(published))
         if failure is not None:
             raise failure
