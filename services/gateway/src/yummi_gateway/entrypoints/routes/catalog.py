@@ -65,7 +65,8 @@ class CatalogQuery:
         return message
 
     def canonical(self) -> str:
-        return orjson.dumps(dataclasses.asdict(self), option=orjson.OPT_SORT_KEYS).decode()
+        # vars(): the fields are scalars, so this is dataclasses.asdict's JSON without its deep copy.
+        return orjson.dumps(vars(self), option=orjson.OPT_SORT_KEYS).decode()
 
 
 async def catalog_query(
