@@ -63,11 +63,20 @@ def scaled(
 
 @pytest.fixture(scope="module")
 def products(scaled: ScaledStack) -> list[dict[str, Any]]:
-    response = scaled.gateway().get("/v1/catalog", params={"limit": 100, "available": "true"})
-    assert response.status_code == 200, response.text
-    items = response.json()["items"]
-    assert len(items) >= ORDERS_PER_SHOPPER
-    return list(items[:ORDERS_PER_SHOPPER])
+    """The first available products, once both gateways list them: each catalog replica caches the live
+    version and learns of the import on the other replica over NATS (or after its refresh interval)."""
+
+    def pages() -> list[Any]:
+        responses = [
+            client.get("/v1/catalog", params={"limit": 100, "available": "true"}) for client in scaled.clients
+        ]
+        assert all(r.status_code < 500 for r in responses), [r.text for r in responses]
+        return [r.json() for r in responses]
+
+    first, _ = wait_for(
+        pages, lambda bodies: all(len(body.get("items", ())) >= ORDERS_PER_SHOPPER for body in bodies)
+    )
+    return list(first["items"][:ORDERS_PER_SHOPPER])
 
 
 def _order_body(products: list[dict[str, Any]]) -> dict[str, Any]:
