@@ -4,10 +4,11 @@ It answers `GET /v1/catalog` (random sample, `q` search, file-order page) and `G
 same JSON shapes as the gateway, straight from the `catalog` schema the stack populated, so the benchmark can
 price what the gateway → gRPC → catalog path costs against the same queries served in one process.
 
-The SQL strings are what SQLAlchemy compiles the catalog's `adapters/products.py` statements to (asyncpg
-dialect); per request it also reads the active dataset, as the catalog service does. Differences, on purpose:
-no transaction around the reads (the service's unit of work opens and rolls back one), no rate limits, no
-auth, no ETag. Run it: `python bench/direct_app.py --database-url postgresql://... --port 8100`.
+The SQL strings are what SQLAlchemy compiled the catalog's `adapters/products.py` statements to (asyncpg
+dialect); the service now runs equivalent hand-written SQL straight on asyncpg, outside any transaction, as
+this app does. Like the service, it keeps the live dataset in memory and re-reads it every 2 seconds
+(CATALOG_LIVE_REFRESH_SECONDS). Differences, on purpose: no page cache, no rate limits, no auth, no ETag.
+Run it: `python bench/direct_app.py --database-url postgresql://... --port 8100`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -81,6 +83,7 @@ BY_PRODUCT_ID = (
     "AND catalog.products.product_id = $2::VARCHAR ORDER BY catalog.products.retailer LIMIT $3::INTEGER"
 )
 SUBSTRING_RANK = 2.0
+LIVE_REFRESH_SECONDS = 2.0  # the service's CATALOG_LIVE_REFRESH_SECONDS default
 _SPACES = re.compile(r"\s+")
 
 
@@ -134,6 +137,13 @@ def create_app(database_url: str, pool_size: int) -> FastAPI:
             await app.state.pool.close()
 
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    live: dict[str, Any] = {"row": None, "read_at": 0.0}
+
+    async def active_dataset(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        """The live dataset, read at most every LIVE_REFRESH_SECONDS (as the catalog service caches it)."""
+        if live["row"] is None or time.monotonic() - live["read_at"] >= LIVE_REFRESH_SECONDS:
+            live["row"], live["read_at"] = await conn.fetchrow(ACTIVE_DATASET, "active"), time.monotonic()
+        return live["row"]
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -148,7 +158,7 @@ def create_app(database_url: str, pool_size: int) -> FastAPI:
     ) -> Response:
         search = _SPACES.sub(" ", q or "").strip().lower()[:100]
         async with request.app.state.pool.acquire() as conn:
-            dataset = await conn.fetchrow(ACTIVE_DATASET, "active")
+            dataset = await active_dataset(conn)
             if dataset is None:
                 return _json({"items": [], "next_cursor": None, "dataset_version": None})
             dataset_id, version = dataset["id"], dataset["version"]
@@ -195,7 +205,7 @@ def create_app(database_url: str, pool_size: int) -> FastAPI:
     async def get_product(request: Request, product_id: str) -> Response:
         wanted = product_id.strip()
         async with request.app.state.pool.acquire() as conn:
-            dataset = await conn.fetchrow(ACTIVE_DATASET, "active")
+            dataset = await active_dataset(conn)
             if dataset is None or not wanted or len(wanted) > 128:
                 raise HTTPException(404, "product not found")
             row = None
