@@ -395,6 +395,10 @@ def test_a_burst_across_replicas_survives_a_nats_node_crash_and_applies_each_eve
     for schema, durable, _ in SAGA_CONSUMERS:
         inbox = scaled.value(f"SELECT count(*) FROM {schema}.inbox WHERE consumer = $1", durable)  # noqa: S608
         assert sum(handled[durable]) == inbox, (durable, handled[durable], inbox)
+    # ... and each of the four saga processes (payments 1 and 2, orders 1 and 2) applied some of them.
+    per_process = [sum(handled[durable][i] for _, durable, _ in SAGA_CONSUMERS) for i in range(len(texts))]
+    print(f"events applied per process (payments 1, 2, orders 1, 2): {per_process}")
+    assert all(applied > 0 for applied in per_process), per_process
 
     # Two runners, one per gateway, drain the queue side by side: each order is claimed once.
     claims: list[list[str]] = [[], []]
