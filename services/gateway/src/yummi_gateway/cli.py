@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 GRACEFUL_SHUTDOWN_SECONDS = 10
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def migrate(settings: Settings) -> None:
@@ -68,7 +69,15 @@ def serve(settings: Settings) -> None:
     try:
         # Each worker is a fresh (spawned) process that imports `worker_app` and runs its own lifespan;
         # SIGTERM to this process stops them all gracefully.
-        uvicorn.run("yummi_gateway.cli:worker_app", factory=True, workers=settings.gateway_workers, **options)
+        uvicorn.run(
+            "yummi_gateway.cli:worker_app",
+            factory=True,
+            workers=settings.gateway_workers,
+            # A spawned worker answers the supervisor's pings only once it has imported everything; on a busy
+            # machine that takes longer than uvicorn's 5 s, and each worker killed for it starts over again.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
     finally:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
