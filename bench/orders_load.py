@@ -74,6 +74,17 @@ class Sample:
 class Results:
     samples: list[Sample] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
+    placed_all: int = 0  # orders placed in the warm-up and the window
+
+
+@dataclass
+class SettledCpu:
+    """CPU from the warm-up's start until no order waits for payment (the saga's deferred work counted)."""
+
+    orders: int
+    seconds: float
+    cores: dict[str, float]
+    settled: bool
 
 
 def log(message: str) -> None:
@@ -280,6 +291,8 @@ async def drive(
                     status, order_id = 0, None
                     results.failures[type(exc).__name__] += 1
                 elapsed = time.perf_counter() - t0
+                if status == 201:
+                    results.placed_all += 1
                 if now >= begin:
                     results.samples.append(Sample(now - begin, elapsed, status, index, order_id))
                     if status not in (0, 201):
@@ -370,6 +383,25 @@ def _ms(values: list[float]) -> str:
     )
 
 
+async def wait_settled(database_url: str, within: float) -> bool:
+    """Wait until no order of the stack waits for payment (read from its database); False on timeout."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM orders.orders WHERE status = 'pending_payment'"
+            )
+            if waiting == 0:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+    finally:
+        await conn.close()
+
+
 async def saga_stages(database_url: str, order_ids: list[str]) -> dict[str, list[float]]:
     """Where the saga's time goes, from the stack's own database: placed → debited (orders relay, NATS, the
     payments consumer) and debited → queued (payments relay, NATS, the orders consumer), in seconds."""
@@ -404,6 +436,7 @@ def report(
     load_before: str,
     profiles: dict[str, Path],
     stages: dict[str, list[float]],
+    settled: SettledCpu | None = None,
 ) -> None:
     window = args.duration
     ok = [s for s in results.samples if s.status == 201]
@@ -443,6 +476,18 @@ def report(
             print(f"CPU ms per placed order: {shown}; stack without the driver {stack:.2f}")
             capacity = facts["nproc"] * 1000 / stack
             print(f"  => {facts['nproc']} cores could place at most ~{capacity:.0f} orders/s")
+    if settled is not None and settled.orders:
+        per_order = {
+            k: v * settled.seconds * 1000 / settled.orders
+            for k, v in settled.cores.items()
+            if not k.startswith("machine") and k != "driver"
+        }
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_order.items(), key=lambda kv: -kv[1]))
+        state = "every order settled" if settled.settled else "NOT settled in time"
+        print(
+            f"CPU ms per order over warm-up + window + saga drain ({settled.orders} orders, "
+            f"{settled.seconds:.1f} s, {state}): {shown}; stack {sum(per_order.values()):.2f}"
+        )
     for label, path in profiles.items():
         if path.exists():
             print(f"hot spots of {label} (share of samples, self time):")
@@ -476,6 +521,10 @@ async def bench(
         await asyncio.gather(*(funded(h) for h in users))
     load_before = load_average()
     log(f"driving {args.clients} clients for {args.warmup:.0f}+{args.duration:.0f} s ...")
+    whole = CpuMeter(meter.pids, by_name=meter.by_name) if database_url and meter.pids else None
+    if whole is not None:
+        await asyncio.to_thread(whole.start)
+    whole_started = time.monotonic()
     results, cores = await drive(
         gateway_url,
         users=users,
@@ -488,13 +537,19 @@ async def bench(
         meter=meter,
         profile=profile,
     )
+    settled = None
+    if whole is not None and database_url:
+        log("waiting for the saga of every placed order ...")
+        done = await wait_settled(database_url, args.settle_seconds)
+        seconds = time.monotonic() - whole_started
+        settled = SettledCpu(results.placed_all, seconds, await asyncio.to_thread(whole.stop), done)
     placed = [(s.order_id, users[s.client % len(users)]) for s in results.samples if s.order_id]
     sample = random.Random(args.seed).sample(placed, min(args.latency_sample, len(placed)))  # noqa: S311
     log(f"reading the saga of {len(sample)} orders ...")
     latencies, outcomes = await saga_latencies(gateway_url, sample, wait=args.settle_seconds)
     profiles = {label: out for label, (_, out) in profile.items()}
     stages = await saga_stages(database_url, [oid for oid, _ in sample]) if database_url else {}
-    report(results, cores, latencies, outcomes, args, load_before, profiles, stages)
+    report(results, cores, latencies, outcomes, args, load_before, profiles, stages, settled)
 
 
 def main(argv: list[str] | None = None) -> int:
