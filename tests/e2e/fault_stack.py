@@ -108,6 +108,11 @@ def fault_stack(tmp: Path) -> Iterator[FaultStack]:
     state_dir = tmp / "infra"
     ports = {name: free_port() for name in ("postgres", "nats", "valkey")}
     urls = ensure_infra(state_dir, env={}, ports=ports)
+    # The embedded server runs with synchronous_commit=off (dev speed): a crash then loses commits that were
+    # already acknowledged, and with them events a consumer acked. Production keeps it on, and so do the
+    # drills (a database setting outranks the server's command line).
+    database = urls["DATABASE_URL"].rsplit("/", 1)[1]
+    query(urls["DATABASE_URL"], f'ALTER DATABASE "{database}" SET synchronous_commit = on')
     simulator: subprocess.Popen[bytes] | None = None
     services: ServiceGroup | None = None
     try:
@@ -325,7 +330,39 @@ def settle(stack: FaultStack, timeout: float = SETTLE_TIMEOUT) -> None:
         )
         return counts
 
-    wait_for(unsettled, lambda counts: not any(counts.values()), timeout=timeout)
+    try:
+        wait_for(unsettled, lambda counts: not any(counts.values()), timeout=timeout)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{diagnosis(stack)}") from None
+
+
+def diagnosis(stack: FaultStack) -> str:
+    """Where the saga of each order still waiting stopped, and which events were published but not applied."""
+    lines = []
+    for row in stack.sql(
+        """SELECT o.id, o.created_at, c.status AS charge, c.updated_at AS charged_at
+           FROM orders.orders o LEFT JOIN payments.order_charges c ON c.order_id = o.id
+           WHERE o.status = 'pending_payment' ORDER BY o.created_at"""
+    ):
+        lines.append(f"pending order {dict(row)}")
+    for event_type, schema in APPLIED_BY.items():
+        publisher = event_type.split(".", 1)[0]
+        published = {
+            r[0]: r[1]
+            for r in stack.sql(
+                f"SELECT id, published_at FROM {publisher}.outbox WHERE event_type = $1",  # noqa: S608 - constants
+                event_type,
+            )
+        }
+        applied = {
+            r[0]
+            for r in stack.sql(f"SELECT event_id FROM {schema}.inbox WHERE event_type = $1", event_type)  # noqa: S608
+        }
+        missing = sorted(str(i) for i in set(published) - applied)
+        lines.append(
+            f"{event_type}: published {len(published)}, applied {len(applied)}, not applied {missing[:10]}"
+        )
+    return "\n".join(lines)
 
 
 def assert_nothing_lost(stack: FaultStack, accepted_orders: list[str]) -> None:
