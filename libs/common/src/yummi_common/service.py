@@ -185,6 +185,15 @@ async def serve(spec: ServiceSpec, settings: Settings) -> None:
         metrics_server.close()
 
 
+def _event_loop() -> asyncio.Runner:
+    """uvloop's event loop when installed (less CPU per call for gRPC, asyncpg and NATS), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency; only an odd platform lacks it
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
 def main(spec: ServiceSpec, argv: list[str] | None = None) -> int:
     """The console script: `serve` (default), `migrate`, plus the service's own commands."""
     parser = argparse.ArgumentParser(prog=f"yummi-{spec.name}")
@@ -202,7 +211,7 @@ def main(spec: ServiceSpec, argv: list[str] | None = None) -> int:
     if args.command == "serve":
         if settings.should_migrate_on_start:
             migrations.upgrade(settings=settings, service=spec.name, script_location=spec.migrations_dir)
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(spec, settings))
+        with contextlib.suppress(KeyboardInterrupt), _event_loop() as runner:
+            runner.run(serve(spec, settings))
         return 0
     return spec.commands[args.command](settings, rest)
