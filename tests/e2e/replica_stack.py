@@ -25,6 +25,7 @@ import nats.js.api
 from yummi_devstack.cluster import NatsCluster, ReplicaSet, start_replicas
 from yummi_devstack.infra import drop_database, ensure_database, url_with_database
 from yummi_devstack.pytest_plugin import SessionInfra
+from yummi_devstack.stack import migrate_all
 from yummi_devstack.tokens import dev_auth_headers
 
 from .conftest import ADMIN_EMAIL, RUNNER_EMAIL
@@ -220,7 +221,9 @@ def scaled_stack(
         "RATE_LIMIT_IP_PER_MINUTE": "100000",
         "RATE_LIMIT_AI_PER_MINUTE": "100000",
         "DATABASE_URL": database_url,
-        "MIGRATE_ON_START": "true",  # both replicas of a service migrate; the per-schema lock serialises them
+        # Migrated once before the replicas start, as the Kubernetes `migrate` Job does (ten processes
+        # migrating at once would queue on the per-schema locks, holding connections of a shared server).
+        "MIGRATE_ON_START": "false",
         "NATS_URL": cluster.url,
         "NATS_STREAM": stream,
         "NATS_STREAM_REPLICAS": "3",
@@ -236,6 +239,7 @@ def scaled_stack(
     replicas: ReplicaSet | None = None
     clients: list[httpx.Client] = []
     try:
+        migrate_all(env, ROOT)
         cluster.start()
         replicas = start_replicas(
             env, replicas=REPLICAS, gateways=GATEWAYS, log_dir=work_dir / "logs", timeout=START_TIMEOUT
