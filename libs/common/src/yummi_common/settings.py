@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     nats_stream: str = "YUMMI_EVENTS"
     nats_stream_replicas: int = Field(default=1, ge=1, le=5)  # 3 on a three-node NATS cluster
     nats_subject_prefix: str = "yummi.events"
-    # Messages of one durable consumer a process handles side by side (each in its own transaction + inbox row).
-    consumer_concurrency: int = Field(default=8, ge=1, le=256)
+    # Events a process handles side by side, over all its consumers (each its own transaction + inbox row,
+    # holding a pooled connection: keep it below DB_POOL_SIZE + DB_MAX_OVERFLOW).
+    consumer_concurrency: int = Field(default=4, ge=1, le=256)
 
     catalog_grpc_addr: str = "127.0.0.1:50051"
     orders_grpc_addr: str = "127.0.0.1:50052"

@@ -77,6 +77,8 @@ class ConsumerRuntime:
         self._ack_wait = ack_wait
         self._batch = batch
         self._concurrency = max(1, concurrency or settings.consumer_concurrency)
+        # The bound is per process, across its subscriptions: each message holds a pooled connection.
+        self._slots = asyncio.Semaphore(self._concurrency)
         # Built once: SQLAlchemy reuses its cache key and compiled form for every message.
         self._inbox_insert = (
             pg_insert(tables.inbox)
@@ -97,7 +99,7 @@ class ConsumerRuntime:
         await asyncio.gather(*(self._run_one(sub, stop) for sub in self._subscriptions))
 
     async def _run_one(self, sub: Subscription, stop: asyncio.Event) -> None:
-        """Pull for one subscription and handle up to `consumer_concurrency` of its messages at once.
+        """Pull for one subscription and handle its messages side by side (`consumer_concurrency` at most).
 
         Each message is still applied in its own transaction with its inbox row and acked after its commit, so
         handling a batch side by side changes nothing about exactly-once; it only stops one slow round trip
@@ -154,7 +156,8 @@ class ConsumerRuntime:
     async def _handle_guarded(self, sub: Subscription, msg: Msg, durable: str) -> None:
         """Handle one message; an error outside the handler (an ack lost with NATS) means redelivery later."""
         try:
-            await self.handle_message(sub, msg)
+            async with self._slots:
+                await self.handle_message(sub, msg)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the message is redelivered after ack_wait
