@@ -57,9 +57,9 @@ class Settings(BaseSettings):
     orders_database_url: str | None = None
     payments_database_url: str | None = None
     ai_database_url: str | None = None
-    # Per process: five services at 5 + 5 open at most 50 of Postgres' default 100 connections (see db.py).
-    db_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=5, ge=0)
+    # Per process: five services at 10 + 0 open at most 50 of Postgres' default 100 connections (see db.py).
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)  # waiting for a free pooled connection
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)  # opening a new connection
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)  # replace older connections (-1: never)
