@@ -139,7 +139,7 @@ REQUIRED_SECRETS = {"DATABASE_URL", "REDIS_URL", "NATS_URL", "OPENAI_API_KEY", "
 # ... and these non-secret ones (ConfigMap / Fly [env]).
 REQUIRED_CONFIG = {"ENVIRONMENT", "CLERK_ISSUER", "PAYFAST_MERCHANT_ID", "PAYFAST_NOTIFY_URL", "PAYFAST_RETURN_URL",
                    "PAYFAST_CANCEL_URL"}
-HPA_WORKLOADS = {"gateway", "catalog"}
+HPA_WORKLOADS = {"gateway", "catalog", "orders", "payments"}
 # Where each process serves Prometheus /metrics (Settings.metrics_port_for: the gRPC port + 1000; the gateway on
 # its HTTP port); deploy/prometheus/prometheus.yml scrapes these ports per pod.
 METRICS_PORTS = {svc: port if svc == "gateway" else port + 1000 for svc, port in SERVICES.items()}
@@ -359,6 +359,8 @@ def check_render(name: str, docs: list[dict]) -> None:
         for s in services:
             if s["spec"].get("type", "ClusterIP") != "ClusterIP":
                 fail(where, f"Service {s['metadata']['name']} is {s['spec']['type']}, expected ClusterIP")
+            if svc != "gateway" and s["spec"].get("clusterIP") != "None":
+                fail(where, f"gRPC Service {s['metadata']['name']} must be headless so round_robin sees every pod")
             for sp in s["spec"]["ports"]:
                 target = sp.get("targetPort", sp["port"])
                 if target not in ports and target not in ports.values():
