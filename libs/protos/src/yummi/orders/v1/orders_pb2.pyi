@@ -180,9 +180,14 @@ class PlaceOrderRequest(_message.Message):
     RETAILER_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     retailer: _builtins.str
     notes: _builtins.str
+    idempotency_key: _builtins.str
+    """The client's Idempotency-Key (empty: none). One order per user and key: a retry with the same key and
+    request answers the order already placed; the same key with another request is INVALID_ARGUMENT.
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderLineRequest]: ...
     def __init__(
@@ -192,10 +197,11 @@ class PlaceOrderRequest(_message.Message):
         retailer: _builtins.str = ...,
         items: _abc.Iterable[Global___OrderLineRequest] | None = ...,
         notes: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "notes", b"notes", "retailer", b"retailer", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "items", b"items", "notes", b"notes", "retailer", b"retailer", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -556,17 +562,21 @@ class CheckoutBasketRequest(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     NOTES_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     notes: _builtins.str
+    idempotency_key: _builtins.str
+    """as on PlaceOrderRequest"""
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         notes: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["notes", b"notes", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "notes", b"notes", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
