@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import Row, Text, bindparam, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,9 +39,14 @@ def order_from_row(row: Row[Any], events: Sequence[OrderEvent] = ()) -> Order:
 
 
 def _placed_order_statement() -> Any:
-    """INSERT the order and its `order.placed` history entry in one statement (built once, values bound)."""
+    """INSERT the order and its `order.placed` history entry in one statement (built once, values bound).
+
+    An order whose (user_id, idempotency_key) is already taken inserts nothing (no history entry either) and
+    the statement returns no row; a concurrent insert of the same key waits for the first to commit or roll
+    back. Orders without a key (NULL) never conflict.
+    """
     created = (
-        insert(orders)
+        pg_insert(orders)
         .values(
             id=bindparam("id"),
             user_id=bindparam("user_id"),
@@ -51,6 +56,12 @@ def _placed_order_statement() -> Any:
             total_minor=bindparam("total_minor"),
             currency=bindparam("currency"),
             notes=bindparam("notes"),
+            idempotency_key=bindparam("idempotency_key", type_=Text),
+            idempotency_fingerprint=bindparam("idempotency_fingerprint", type_=Text),
+        )
+        .on_conflict_do_nothing(
+            index_elements=[orders.c.user_id, orders.c.idempotency_key],
+            index_where=orders.c.idempotency_key.isnot(None),
         )
         .returning(*orders.c)
         .cte("created")
@@ -116,8 +127,13 @@ async def insert_placed_order(
     currency: str,
     notes: str,
     event_payload: dict[str, Any],
-) -> tuple[Row[Any], OrderEvent]:
-    """Store a new order waiting for payment with its `order.placed` history entry, in one statement."""
+    idempotency_key: str | None = None,
+    idempotency_fingerprint: str | None = None,
+) -> tuple[Row[Any], OrderEvent] | None:
+    """Store a new order waiting for payment with its `order.placed` history entry, in one statement.
+
+    None when the user already has an order with this idempotency key (nothing is written).
+    """
     row = (
         await session.execute(
             PLACED_ORDER,
@@ -130,9 +146,13 @@ async def insert_placed_order(
                 "currency": currency,
                 "notes": notes,
                 "event_payload": event_payload,
+                "idempotency_key": idempotency_key,
+                "idempotency_fingerprint": idempotency_fingerprint,
             },
         )
-    ).one()
+    ).first()
+    if row is None:
+        return None
     return row, OrderEvent(type="order.placed", payload=event_payload, created_at=row.placed_at)
 
 
@@ -182,6 +202,15 @@ async def get_order_row(session: AsyncSession, order_id: uuid.UUID, *, lock: boo
     if lock:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).first()
+
+
+async def keyed_order_row(session: AsyncSession, user_id: uuid.UUID, idempotency_key: str) -> Row[Any] | None:
+    """The user's order placed with this idempotency key, if any."""
+    return (
+        await session.execute(
+            select(orders).where(orders.c.user_id == user_id, orders.c.idempotency_key == idempotency_key)
+        )
+    ).first()
 
 
 async def load_order(session: AsyncSession, order_id: uuid.UUID, *, with_events: bool = True) -> Order | None:

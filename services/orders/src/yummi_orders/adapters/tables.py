@@ -26,6 +26,7 @@ SCHEMA = SCHEMAS["orders"]
 STATUS_CHECK = (
     "status IN ('pending_payment', 'queued', 'claimed', 'completed', 'failed', 'rejected', 'cancelled')"
 )
+IDEMPOTENCY_CHECK = "(idempotency_key IS NULL) = (idempotency_fingerprint IS NULL)"
 
 metadata, messaging = service_tables(SCHEMA)
 
@@ -47,13 +48,24 @@ orders = Table(
     Column("reason", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The client's Idempotency-Key and the fingerprint of the request it came with (both or neither).
+    Column("idempotency_key", Text),
+    Column("idempotency_fingerprint", Text),
     CheckConstraint(STATUS_CHECK, name="ck_orders_status"),
     CheckConstraint("total_minor >= 0", name="ck_orders_total_minor"),
     CheckConstraint("attempts >= 0", name="ck_orders_attempts"),
+    CheckConstraint(IDEMPOTENCY_CHECK, name="ck_orders_idempotency"),
     schema=SCHEMA,
 )
 Index("ix_orders_user_created", orders.c.user_id, orders.c.created_at.desc(), orders.c.id)
 Index("ix_orders_status_created", orders.c.status, orders.c.created_at)
+Index(
+    "ux_orders_user_idempotency_key",
+    orders.c.user_id,
+    orders.c.idempotency_key,
+    unique=True,
+    postgresql_where=orders.c.idempotency_key.isnot(None),
+)
 
 order_events = Table(
     "order_events",

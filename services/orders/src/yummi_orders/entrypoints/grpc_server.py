@@ -113,6 +113,7 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
                 retailer=request.retailer,
                 lines=[(line.product_id, line.quantity) for line in request.items],
                 notes=request.notes,
+                idempotency_key=request.idempotency_key,
             )
         return order_to_proto(order)
 
@@ -222,7 +223,11 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     ) -> Any:
         async with self._runtime.uow() as uow:
             order = await basket_service.checkout_basket(
-                uow=uow, catalog=self._catalog, user_id=request.user_id, notes=request.notes
+                uow=uow,
+                catalog=self._catalog,
+                user_id=request.user_id,
+                notes=request.notes,
+                idempotency_key=request.idempotency_key,
             )
         return order_to_proto(order)
 

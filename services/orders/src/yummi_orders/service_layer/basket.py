@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from yummi_common.db import UnitOfWork
-from yummi_common.errors import Conflict, InvalidArgument
+from yummi_common.errors import Conflict, InvalidArgument, YummiError
 from yummi_orders.adapters import repository as repo
 from yummi_orders.adapters.catalog import Catalog
 from yummi_orders.domain.basket import BasketItem, PricedBasket, check_can_add, price_basket
@@ -19,6 +19,8 @@ from yummi_orders.domain.lines import (
     resolve_product,
 )
 from yummi_orders.domain.orders import Order
+from yummi_orders.service_layer.idempotency import idempotency_key as idempotency_key_of
+from yummi_orders.service_layer.idempotency import keyed_order, order_placed_before
 from yummi_orders.service_layer.ids import parse_user_id
 from yummi_orders.service_layer.orders import create_order
 
@@ -111,29 +113,47 @@ async def clear_basket(*, uow: UnitOfWork, user_id: str) -> PricedBasket:
     return PricedBasket(lines=[], total_minor=0)
 
 
-async def checkout_basket(*, uow: UnitOfWork, catalog: Catalog, user_id: str, notes: str = "") -> Order:
-    """Turn the basket into an order (same rules as placing one) and empty it in the same transaction."""
+async def checkout_basket(
+    *, uow: UnitOfWork, catalog: Catalog, user_id: str, notes: str = "", idempotency_key: str = ""
+) -> Order:
+    """Turn the basket into an order (same rules as placing one) and empty it in the same transaction.
+
+    With an `idempotency_key` the user already checked out (or placed an order) with, that order is answered
+    as it is now and neither an order nor the basket is touched (InvalidArgument when the request differs).
+    """
     owner = parse_user_id(user_id)
     errors = check_notes(notes)
     if errors:
         raise InvalidArgument("checkout is not valid", errors=errors)
+    keyed = idempotency_key_of(idempotency_key, request={"op": "checkout", "notes": notes.strip()})
     items = await _stored_items(uow, owner)
-    if not items:
-        raise InvalidArgument(
-            "the basket is empty", errors=[{"field": "items", "message": "the basket is empty"}]
+    try:
+        if not items:
+            raise InvalidArgument(
+                "the basket is empty", errors=[{"field": "items", "message": "the basket is empty"}]
+            )
+        products = await catalog.batch_get_products([item.product_id for item in items])
+        lines = price_lines(
+            retailer=items[0].retailer,
+            lines=[LineRequest(item.product_id, item.quantity, index) for index, item in enumerate(items)],
+            products=products,
         )
-    products = await catalog.batch_get_products([item.product_id for item in items])
-    lines = price_lines(
-        retailer=items[0].retailer,
-        lines=[LineRequest(item.product_id, item.quantity, index) for index, item in enumerate(items)],
-        products=products,
-    )
+    except YummiError:
+        # A retry after the checkout went through finds the basket emptied: it gets the order placed then.
+        if keyed is not None and (existing := await keyed_order(uow, owner, keyed)) is not None:
+            return existing
+        raise
     current = await repo.basket_items_of(uow.session, owner, lock=True)
     if [(i.product_id, i.quantity) for i in current] != [(i.product_id, i.quantity) for i in items]:
+        # A concurrent checkout with the same key emptied it first: answer that order.
+        if keyed is not None and (existing := await keyed_order(uow, owner, keyed)) is not None:
+            return existing
         raise Conflict("the basket changed during checkout; try again")
     order = await create_order(
-        uow=uow, user_id=owner, retailer=items[0].retailer, lines=lines, notes=notes.strip()
+        uow=uow, user_id=owner, retailer=items[0].retailer, lines=lines, notes=notes.strip(), keyed=keyed
     )
+    if order is None:  # only a keyed insert can conflict
+        return await order_placed_before(uow, owner, keyed)  # the basket stays as it is
     await repo.delete_basket_items(uow.session, user_id=owner)
     await uow.commit()
     return order

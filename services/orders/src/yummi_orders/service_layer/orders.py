@@ -11,7 +11,7 @@ import orjson
 
 from yummi.events.v1 import events_pb2
 from yummi_common.db import UnitOfWork
-from yummi_common.errors import InvalidArgument, NotFound
+from yummi_common.errors import InvalidArgument, NotFound, YummiError
 from yummi_common.money import CURRENCY
 from yummi_common.pagination import decode_cursor, encode_cursor
 from yummi_common.timeutil import isoformat
@@ -20,6 +20,8 @@ from yummi_orders.adapters.catalog import Catalog
 from yummi_orders.domain import orders as machine
 from yummi_orders.domain.lines import price_lines, validate_order_request
 from yummi_orders.domain.orders import Order, OrderLine, OrderStatus, order_total
+from yummi_orders.service_layer.idempotency import IdempotencyKey, keyed_order, order_placed_before
+from yummi_orders.service_layer.idempotency import idempotency_key as idempotency_key_of
 from yummi_orders.service_layer.ids import parse_order_id, parse_user_id
 
 DEFAULT_LIMIT = 20
@@ -35,26 +37,57 @@ async def place_order(
     retailer: str,
     lines: Sequence[tuple[str, int]],
     notes: str = "",
+    idempotency_key: str = "",
 ) -> Order:
-    """Validate, price from the live catalog, store an order awaiting payment (emits orders.order.placed)."""
+    """Validate, price from the live catalog, store an order awaiting payment (emits orders.order.placed).
+
+    With an `idempotency_key` the user already placed an order with, that order is answered as it is now and
+    nothing is written (InvalidArgument when the key came with another request).
+    """
     owner = parse_user_id(user_id)
     request = validate_order_request(retailer=retailer, lines=lines, notes=notes)
-    products = await catalog.batch_get_products([line.product_id for line in request.lines])
-    priced = price_lines(retailer=request.retailer, lines=request.lines, products=products)
-    order = await create_order(
-        uow=uow, user_id=owner, retailer=request.retailer, lines=priced, notes=request.notes
+    keyed = idempotency_key_of(
+        idempotency_key,
+        request={
+            "op": "place_order",
+            "retailer": request.retailer,
+            "items": [[str(product_id).strip(), quantity] for product_id, quantity in lines],
+            "notes": request.notes,
+        },
     )
+    try:
+        products = await catalog.batch_get_products([line.product_id for line in request.lines])
+        priced = price_lines(retailer=request.retailer, lines=request.lines, products=products)
+    except YummiError:
+        # A retry of an order already placed gets that order, even when it could not be priced right now.
+        if keyed is not None and (existing := await keyed_order(uow, owner, keyed)) is not None:
+            return existing
+        raise
+    order = await create_order(
+        uow=uow, user_id=owner, retailer=request.retailer, lines=priced, notes=request.notes, keyed=keyed
+    )
+    if order is None:  # only a keyed insert can conflict
+        return await order_placed_before(uow, owner, keyed)
     await uow.commit()
     return order
 
 
 async def create_order(
-    *, uow: UnitOfWork, user_id: uuid.UUID, retailer: str, lines: Sequence[OrderLine], notes: str
-) -> Order:
-    """Insert a priced order, its `order.placed` history entry and the outbox event (the caller commits)."""
+    *,
+    uow: UnitOfWork,
+    user_id: uuid.UUID,
+    retailer: str,
+    lines: Sequence[OrderLine],
+    notes: str,
+    keyed: IdempotencyKey | None = None,
+) -> Order | None:
+    """Insert a priced order, its `order.placed` history entry and the outbox event (the caller commits).
+
+    None, with nothing written or emitted, when the user already has an order with this idempotency key.
+    """
     order_id = uuid.uuid4()
     total = order_total(list(lines))
-    row, placed = await repo.insert_placed_order(
+    inserted = await repo.insert_placed_order(
         uow.session,
         order_id=order_id,
         user_id=user_id,
@@ -64,7 +97,12 @@ async def create_order(
         currency=CURRENCY,
         notes=notes,
         event_payload={"total_minor": total, "currency": CURRENCY, "line_count": len(lines)},
+        idempotency_key=keyed.key if keyed is not None else None,
+        idempotency_fingerprint=keyed.fingerprint if keyed is not None else None,
     )
+    if inserted is None:
+        return None
+    row, placed = inserted
     uow.emit(
         "orders.order.placed",
         events_pb2.OrderPlaced(
