@@ -69,6 +69,7 @@ class FakeState:
     last_list_request: catalog_pb2.ListProductsRequest | None = None
     checksum: str = "c0ffee" * 10 + "beef"
     place_order_calls: int = 0
+    place_order_keys: list[str] = field(default_factory=list)  # each call's idempotency_key
     place_order_delay: float = 0.0
     place_order_failures: int = 0
 
@@ -142,6 +143,7 @@ class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
 
     async def PlaceOrder(self, request: Any, context: Any) -> orders_pb2.Order:
         self.state.place_order_calls += 1
+        self.state.place_order_keys.append(request.idempotency_key)
         if self.state.place_order_delay:
             await asyncio.sleep(self.state.place_order_delay)
         if self.state.place_order_failures:

@@ -113,6 +113,22 @@ async def test_a_failed_first_attempt_is_not_kept_so_a_retry_runs(
     assert "idempotent-replayed" not in retried.headers
 
 
+async def test_the_key_goes_on_to_orders_so_a_retry_after_a_5xx_is_recognised_there(
+    client: httpx.AsyncClient, auth: Auth, orders_state: Any
+) -> None:
+    # The first try may have committed the order before the 5xx: orders, not this record, must spot the retry.
+    headers = {**auth(), "Idempotency-Key": key()}
+    seen = len(orders_state.place_order_keys)
+    orders_state.place_order_failures = 3
+    assert (await client.post("/v1/orders", json=ORDER, headers=headers)).status_code == 503
+    orders_state.place_order_failures = 0
+    assert (await client.post("/v1/orders", json=ORDER, headers=headers)).status_code == 201
+    assert (await client.post("/v1/orders", json=ORDER, headers=auth())).status_code == 201
+    *keyed, plain = orders_state.place_order_keys[seen:]
+    assert len(keyed) >= 2 and set(keyed) == {headers["Idempotency-Key"]}
+    assert plain == ""
+
+
 async def test_a_final_refusal_is_kept_and_replayed(client: httpx.AsyncClient, auth: Auth) -> None:
     headers = {**auth(), "Idempotency-Key": key()}
     unknown = {"items": [{"product_id": "no-such-product", "quantity": 1}]}

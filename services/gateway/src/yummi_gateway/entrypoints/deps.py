@@ -132,6 +132,14 @@ async def require_json(request: Request) -> None:
 JSON_BODY = [Depends(require_json)]
 
 
+def idempotency_key(request: Request) -> str:
+    """The request's Idempotency-Key ("" when none), passed on to the service that keeps it with what it made.
+
+    The idempotency middleware has already refused a malformed one; the service checks it again.
+    """
+    return request.headers.get("idempotency-key", "")
+
+
 def parse_uuid(value: str, *, what: str) -> uuid.UUID:
     """A path id that must be a UUID; anything else names nothing we hold (404)."""
     try:

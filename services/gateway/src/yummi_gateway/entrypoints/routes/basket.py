@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
 from yummi.orders.v1 import orders_pb2
 from yummi_gateway.entrypoints import serializers
-from yummi_gateway.entrypoints.deps import JSON_BODY, CurrentUser, GatewayDep
+from yummi_gateway.entrypoints.deps import JSON_BODY, CurrentUser, GatewayDep, idempotency_key
 from yummi_gateway.entrypoints.schemas import (
     AUTH_PROBLEMS,
     BODY_PROBLEMS,
@@ -82,8 +82,14 @@ async def clear_basket(user: CurrentUser, gateway: GatewayDep) -> Response:
     dependencies=JSON_BODY,
     summary="Turn the basket into an order and empty it",
 )
-async def checkout_basket(user: CurrentUser, gateway: GatewayDep, body: CheckoutIn | None = None) -> Response:
+async def checkout_basket(
+    user: CurrentUser, gateway: GatewayDep, request: Request, body: CheckoutIn | None = None
+) -> Response:
     order = await gateway.clients.orders.CheckoutBasket(
-        orders_pb2.CheckoutBasketRequest(user_id=str(user.id), notes=(body.notes if body else None) or "")
+        orders_pb2.CheckoutBasketRequest(
+            user_id=str(user.id),
+            notes=(body.notes if body else None) or "",
+            idempotency_key=idempotency_key(request),  # kept on the order, as for POST /v1/orders
+        )
     )
     return JSONBytes(dump_json(serializers.order(order)), status_code=201)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from yummi.orders.v1 import orders_pb2
 from yummi_gateway.entrypoints import serializers
-from yummi_gateway.entrypoints.deps import JSON_BODY, CurrentUser, GatewayDep, RunnerUser, parse_uuid
+from yummi_gateway.entrypoints.deps import (
+    JSON_BODY,
+    CurrentUser,
+    GatewayDep,
+    RunnerUser,
+    idempotency_key,
+    parse_uuid,
+)
 from yummi_gateway.entrypoints.schemas import (
     AUTH_PROBLEMS,
     BODY_PROBLEMS,
@@ -41,7 +48,9 @@ def _order_response(
     dependencies=JSON_BODY,
     summary="Place an order (priced from the live catalog)",
 )
-async def place_order(body: PlaceOrderIn, user: CurrentUser, gateway: GatewayDep) -> Response:
+async def place_order(
+    body: PlaceOrderIn, user: CurrentUser, gateway: GatewayDep, request: Request
+) -> Response:
     order = await gateway.clients.orders.PlaceOrder(
         orders_pb2.PlaceOrderRequest(
             user_id=str(user.id),
@@ -50,6 +59,8 @@ async def place_order(body: PlaceOrderIn, user: CurrentUser, gateway: GatewayDep
                 orders_pb2.OrderLineRequest(product_id=i.product_id, quantity=i.quantity) for i in body.items
             ],
             notes=body.notes or "",
+            # Orders keeps the key too: a retry after this gateway's record is gone still places nothing new.
+            idempotency_key=idempotency_key(request),
         )
     )
     return _order_response(order, status_code=201)
