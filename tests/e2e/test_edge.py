@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis
+
+from yummi_devstack.pytest_plugin import SessionInfra
 
 from .conftest import Stack
 from .helpers import (
@@ -62,6 +66,53 @@ def test_ten_concurrent_orders_with_one_idempotency_key_place_exactly_one(
     assert replay.status_code == 201
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert replay.json()["id"] in placed
+
+
+def forget_idempotency_record(redis_url: str, idempotency_key: str) -> None:
+    """Delete the gateway's Redis record of a key, as an eviction or a Redis failover would."""
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        records = list(client.scan_iter(match=f"*idem:*:{digest}", count=1000))
+        assert len(records) == 1, records
+        client.delete(*records)
+    finally:
+        client.close()
+
+
+def test_a_retry_after_the_gateway_forgot_the_key_places_nothing_new(
+    stack: Stack, yummi_infra: SessionInfra, products: list[dict[str, Any]]
+) -> None:
+    shopper = stack.auth(f"forget_{uuid.uuid4().hex[:8]}", "forget@e2e.example")
+    order = {"retailer": "woolworths", "items": [{"product_id": products[0]["product_id"], "quantity": 1}]}
+    keyed = {**shopper, "Idempotency-Key": str(uuid.uuid4())}
+    first = stack.client.post("/v1/orders", json=order, headers=keyed)
+    assert first.status_code == 201, first.text
+    forget_idempotency_record(yummi_infra.redis_url, keyed["Idempotency-Key"])
+    again = stack.client.post("/v1/orders", json=order, headers=keyed)
+    assert again.status_code == 201, again.text
+    assert "Idempotent-Replayed" not in again.headers  # answered by orders, not by the gateway's record
+    assert again.json()["id"] == first.json()["id"]
+    # Another body with the key, once the gateway no longer remembers it: orders refuses it.
+    forget_idempotency_record(yummi_infra.redis_url, keyed["Idempotency-Key"])
+    other = stack.client.post("/v1/orders", json={**order, "notes": "another note"}, headers=keyed)
+    assert other.status_code == 422, other.text
+    assert [e["field"] for e in other.json()["errors"]] == ["Idempotency-Key"]
+
+    # Checkout: the retry finds the basket emptied and still gets the one order; nothing else is ordered.
+    product = products[1]["product_id"]
+    assert stack.client.put(f"/v1/basket/items/{product}", json={"quantity": 1}, headers=shopper).is_success
+    checkout = {**shopper, "Idempotency-Key": str(uuid.uuid4())}
+    placed = stack.client.post("/v1/basket/checkout", json={"notes": "gate"}, headers=checkout)
+    assert placed.status_code == 201, placed.text
+    forget_idempotency_record(yummi_infra.redis_url, checkout["Idempotency-Key"])
+    retried = stack.client.post("/v1/basket/checkout", json={"notes": "gate"}, headers=checkout)
+    assert retried.status_code == 201, retried.text
+    assert retried.json()["id"] == placed.json()["id"]
+
+    listed = stack.client.get("/v1/orders", headers=shopper).json()["items"]
+    assert sorted(o["id"] for o in listed) == sorted([first.json()["id"], placed.json()["id"]])
+    # Unfunded, so payments rejects both: no runner test later in the session finds them in the queue.
 
 
 def test_export_gathers_every_context_and_erasure_reaches_every_schema(
