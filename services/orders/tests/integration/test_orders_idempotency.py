@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import grpc
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from yummi.catalog.v1 import catalog_pb2
 from yummi.orders.v1 import orders_pb2
@@ -234,3 +234,28 @@ async def test_over_grpc_the_key_is_honoured_and_reuse_is_invalid_argument(order
         await orders_stub.PlaceOrder(other)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert problem_errors(info.value) == KEY_REUSED
+
+
+async def statements_to_place(runtime: Runtime, catalog: GrpcCatalog, key: str) -> list[str]:
+    """The statements placing one order sends to Postgres (its unit of work's session only)."""
+    sent: list[str] = []
+    async with runtime.uow() as uow:
+        listen = uow.session.sync_session
+        event.listen(listen, "do_orm_execute", lambda state: sent.append(str(state.statement).split()[0]))
+        await place_order(
+            uow=uow,
+            catalog=catalog,
+            user_id=str(uuid.uuid4()),
+            retailer="woolworths",
+            lines=LINES,
+            idempotency_key=key,
+        )
+    return sent
+
+
+async def test_a_keyed_order_costs_no_more_statements_than_one_without_a_key(
+    runtime: Runtime, catalog: GrpcCatalog
+) -> None:
+    plain = await statements_to_place(runtime, catalog, "")
+    keyed = await statements_to_place(runtime, catalog, new_key())
+    assert keyed == plain == ["WITH", "INSERT"]  # the order with its history entry, then the outbox row
