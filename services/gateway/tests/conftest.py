@@ -67,6 +67,7 @@ class FakeState:
     checksums: set[str] = field(default_factory=set)
     itn_calls: list[payments_pb2.HandleItnRequest] = field(default_factory=list)
     last_list_request: catalog_pb2.ListProductsRequest | None = None
+    list_calls: int = 0
     checksum: str = "c0ffee" * 10 + "beef"
     place_order_calls: int = 0
     place_order_keys: list[str] = field(default_factory=list)  # each call's idempotency_key
@@ -85,6 +86,7 @@ class FakeCatalog(catalog_pb2_grpc.CatalogServiceServicer):
 
     async def ListProducts(self, request: Any, context: Any) -> catalog_pb2.ListProductsResponse:
         self.state.last_list_request = request
+        self.state.list_calls += 1
         if request.cursor and request.cursor != "page2":
             raise InvalidArgument("cursor is not valid", errors=[{"field": "cursor", "message": "malformed"}])
         items = [p for p in self.state.products.values() if not request.HasField("available") or p.available]

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     gateway_port: int = 8000
     # Gateway processes (uvicorn workers) sharing the port; more than 1 serves /metrics in multiprocess mode.
     gateway_workers: int = Field(default=1, ge=1, le=64)
+    # Public catalog pages kept at the edge (dropped at every activation; 0 turns the cache off).
+    gateway_catalog_cache_seconds: float = Field(default=2.0, ge=0, le=60)
+    gateway_catalog_cache_mb: int = Field(default=32, ge=0, le=4096)
     migrate_on_start: bool | None = None  # default: only in dev
 
     auth_disable_verification: bool = False

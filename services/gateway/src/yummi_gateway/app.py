@@ -27,6 +27,7 @@ from yummi_gateway.entrypoints.routes import (
 from yummi_gateway.idempotency import IdempotencyMiddleware
 from yummi_gateway.metrics import HttpMetrics, worker_stopped
 from yummi_gateway.middleware import BodyLimitMiddleware, EdgeMiddleware
+from yummi_gateway.page_cache import PageCacheMiddleware
 from yummi_gateway.problems import install_problem_handlers
 from yummi_gateway.rate_limiting import RateLimitMiddleware
 from yummi_gateway.responses import JSONBytes
@@ -74,8 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
         return app.state.gateway  # type: ignore[no-any-return]
 
     # Added innermost first. Outermost → innermost: Edge → compression → CORS (so 429s carry CORS headers)
-    # → rate limits (identify the caller once) → body limits → Idempotency-Key (reads the capped body)
-    # → FastAPI's exception layer → routes.
+    # → rate limits (identify the caller once) → cached catalog pages (answered here, see page_cache)
+    # → body limits → Idempotency-Key (reads the capped body) → FastAPI's exception layer → routes.
     app.add_middleware(IdempotencyMiddleware, gateway=current_gateway)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
             ("PUT", rf"/v1/admin/datasets/{UUID_SEGMENT}/file", settings.dataset_upload_max_bytes),
         ],
     )
+    app.add_middleware(PageCacheMiddleware, gateway=current_gateway)
     app.add_middleware(RateLimitMiddleware, gateway=current_gateway)
     origins = settings.cors_origins
     if origins:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from svix.webhooks import Webhook
 
+from yummi.events.v1 import events_pb2
 from yummi_common.db import UnitOfWork
 from yummi_common.logging import get_logger
+from yummi_common.messaging.events import subject_for
 from yummi_common.service import Runtime
 from yummi_common.settings import Settings
 from yummi_gateway.adapters.clerk import ClerkVerifier, JwksCache
@@ -20,6 +24,7 @@ from yummi_gateway.adapters.redis_client import RedisGuard, connect_redis
 from yummi_gateway.adapters.tables import messaging, metadata
 from yummi_gateway.domain.rate_limits import Limits
 from yummi_gateway.metrics import HttpMetrics
+from yummi_gateway.page_cache import PageCache
 from yummi_gateway.service_layer.users import UserCache
 
 log = get_logger(__name__)
@@ -40,11 +45,16 @@ class Gateway:
     idempotency: RedisIdempotencyStore | None = None
     clerk_webhook: Webhook | None = None
     users: UserCache = field(default_factory=UserCache)
+    pages: PageCache = field(default_factory=lambda: PageCache(ttl=0, max_bytes=0))
+    activations: Any = None  # the NATS subscription that drops cached pages at every activation
 
     def uow(self) -> UnitOfWork:
         return self.runtime.uow()
 
     async def close(self) -> None:
+        if self.activations is not None:
+            with contextlib.suppress(Exception):
+                await self.activations.unsubscribe()
         await self.clients.close()
         if self.verifier is not None:
             await self.verifier.jwks.close()
@@ -90,6 +100,17 @@ async def start_gateway(settings: Settings, metrics: HttpMetrics) -> Gateway:
         limits=limits_from(settings),
         clerk_webhook=clerk_webhook,
     )
+    gateway.pages = PageCache(
+        ttl=settings.gateway_catalog_cache_seconds,
+        max_bytes=settings.gateway_catalog_cache_mb * 1024 * 1024,
+        on_hit=metrics.catalog_cache.labels("hit").inc,
+        on_miss=metrics.catalog_cache.labels("miss").inc,
+    )
+    if runtime.nc is not None and gateway.pages.enabled:
+        gateway.activations = await runtime.nc.subscribe(
+            subject_for(settings.nats_subject_prefix, "catalog.dataset.activated"),
+            cb=_activation_handler(gateway.pages),
+        )
     if settings.redis_url:
         # Connects lazily: a Redis that is down fails requests by policy (see rate_limiting, idempotency).
         gateway.redis = connect_redis(settings.redis_url)
@@ -101,3 +122,18 @@ async def start_gateway(settings: Settings, metrics: HttpMetrics) -> Gateway:
         log.warning("no REDIS_URL: rate limits are off and requests with an Idempotency-Key are refused")
     log.info("gateway started", environment=settings.environment, dev_auth=settings.dev_auth_allowed)
     return gateway
+
+
+def _activation_handler(pages: PageCache) -> Any:
+    """Drop every cached page when any catalog replica announces an activation (each gateway gets a copy)."""
+
+    async def activated(message: Any) -> None:
+        announced = events_pb2.DatasetActivated()
+        try:
+            announced.ParseFromString(message.data)
+        except Exception:  # noqa: BLE001 - an unreadable body still means "something was activated"
+            announced = events_pb2.DatasetActivated()
+        pages.invalidate(announced.checksum_sha256 or None)
+        log.debug("catalog pages dropped", version=announced.version)
+
+    return activated

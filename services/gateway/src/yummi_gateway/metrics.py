@@ -39,6 +39,12 @@ class HttpMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.catalog_cache = Counter(
+            "yummi_gateway_catalog_cache_total",
+            "Public catalog pages answered from the edge cache (hit) or fetched from the catalog (miss).",
+            ["result"],
+            registry=self.registry,
+        )
 
         # (method, route, status) → the labelled children: `labels()` validates and locks on every call.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}

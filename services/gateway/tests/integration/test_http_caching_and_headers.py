@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import os
@@ -12,6 +13,9 @@ import brotli
 import httpx
 import orjson
 import pytest
+
+from yummi.events.v1 import events_pb2
+from yummi_common.messaging.events import subject_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 Auth = Callable[..., dict[str, str]]
@@ -48,14 +52,79 @@ async def test_another_dataset_checksum_changes_the_etag(
     client: httpx.AsyncClient, fake_services: Any
 ) -> None:
     state = fake_services.state
+    gateway = client.app.state.gateway  # type: ignore[attr-defined]
     before = (await client.get("/v1/catalog", params={"limit": 2})).headers["etag"]
     original, state.checksum = state.checksum, "ab" * 32  # an activation of another dataset
     try:
+        gateway.pages.invalidate("ab" * 32)  # as its announcement does (see the edge cache tests below)
         response = await client.get("/v1/catalog", params={"limit": 2}, headers={"If-None-Match": before})
     finally:
         state.checksum = original
+        gateway.pages.invalidate()
     assert response.status_code == 200
     assert response.headers["etag"] != before
+
+
+async def test_repeats_are_answered_at_the_edge_until_an_activation_is_announced(
+    client: httpx.AsyncClient, fake_services: Any
+) -> None:
+    state = fake_services.state
+    gateway = client.app.state.gateway  # type: ignore[attr-defined]
+    if gateway.runtime.nc is None:
+        pytest.skip("needs NATS_URL: activations are announced over NATS")
+    gateway.pages.invalidate()
+    params = {"limit": 4, "category": "edge-cache"}
+    first = await client.get("/v1/catalog", params=params)
+    asked = state.list_calls
+    hits = gateway.metrics.catalog_cache.labels("hit")._value.get()
+    repeat = await client.get("/v1/catalog", params=params)
+    assert repeat.content == first.content
+    assert repeat.headers["etag"] == first.headers["etag"]
+    assert repeat.headers["cache-control"] == "public, max-age=60"
+    assert repeat.headers["content-type"] == first.headers["content-type"]
+    assert "x-request-id" in repeat.headers  # still through the edge layers
+    assert "ratelimit-remaining" in repeat.headers  # and the rate limits, which run before the cache
+    assert state.list_calls == asked  # the catalog was not asked again
+    assert gateway.metrics.catalog_cache.labels("hit")._value.get() == hits + 1
+    conditional = await client.get(
+        "/v1/catalog", params=params, headers={"If-None-Match": first.headers["etag"]}
+    )
+    assert conditional.status_code == 304
+    assert state.list_calls == asked
+
+    # another catalog replica activates a version: the announcement reaches every gateway over NATS
+    original, state.checksum = state.checksum, "cd" * 32
+    try:
+        generation = gateway.pages.generation
+        announcement = events_pb2.DatasetActivated(version="v0009", checksum_sha256="cd" * 32)
+        subject = subject_for(gateway.settings.nats_subject_prefix, "catalog.dataset.activated")
+        await gateway.runtime.nc.publish(subject, announcement.SerializeToString())
+        for _ in range(200):
+            if gateway.pages.generation != generation:
+                break
+            await asyncio.sleep(0.01)
+        assert gateway.pages.generation == generation + 1
+        assert gateway.pages.live_checksum == "cd" * 32
+        after = await client.get(
+            "/v1/catalog", params=params, headers={"If-None-Match": first.headers["etag"]}
+        )
+        assert after.status_code == 200
+        assert after.headers["etag"] != first.headers["etag"]
+        assert state.list_calls == asked + 1
+    finally:
+        state.checksum = original
+        gateway.pages.invalidate()
+
+
+async def test_bad_queries_and_missing_products_are_never_kept(
+    client: httpx.AsyncClient, fake_services: Any
+) -> None:
+    gateway = client.app.state.gateway  # type: ignore[attr-defined]
+    gateway.pages.invalidate()
+    for _ in range(2):
+        assert (await client.get("/v1/catalog", params={"limit": 0})).status_code == 422
+        assert (await client.get("/v1/products/no-such-product")).status_code == 404
+    assert len(gateway.pages) == 0
 
 
 async def test_random_picks_are_never_cached(client: httpx.AsyncClient) -> None:

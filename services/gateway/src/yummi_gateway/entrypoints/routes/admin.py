@@ -76,6 +76,8 @@ async def import_catalog(
         ),
         timeout=IMPORT_DEADLINE_SECONDS,
     )
+    if reply.active and not reply.already_imported:
+        gateway.pages.invalidate(reply.checksum_sha256)  # this gateway's pages; the others hear it over NATS
     body = {
         "dataset_id": reply.dataset_id,
         "version": reply.version,
@@ -212,7 +214,9 @@ async def get_dataset(dataset_id: str, user: AdminUser, gateway: GatewayDep) -> 
 )
 async def activate_dataset(dataset_id: str, user: AdminUser, gateway: GatewayDep) -> Response:
     did = str(parse_uuid(dataset_id, what="dataset"))
-    return _dataset(await gateway.clients.catalog.ActivateDataset(catalog_pb2.DatasetRef(id=did)))
+    reply = await gateway.clients.catalog.ActivateDataset(catalog_pb2.DatasetRef(id=did))
+    gateway.pages.invalidate(reply.checksum_sha256 or None)  # the others hear it over NATS
+    return _dataset(reply)
 
 
 @router.post(

@@ -12,10 +12,11 @@ from starlette.responses import Response
 
 from yummi.catalog.v1 import catalog_pb2
 from yummi_gateway.bootstrap import Gateway
-from yummi_gateway.domain.http_caching import etag_matches, weak_etag
+from yummi_gateway.domain.http_caching import weak_etag
 from yummi_gateway.entrypoints import serializers
 from yummi_gateway.entrypoints.deps import GatewayDep
 from yummi_gateway.entrypoints.schemas import PROBLEM, Product, ProductPage
+from yummi_gateway.page_cache import CachedPage, cached_response, page_key
 from yummi_gateway.responses import JSONBytes, dump_json
 
 router = APIRouter(tags=["catalog"])
@@ -26,9 +27,6 @@ CATALOG_PROBLEMS: dict[int | str, dict[str, Any]] = {
     422: PROBLEM,
     503: PROBLEM,
 }
-# A dataset version never changes once indexed, so a page is named by the dataset's checksum and the query;
-# a minute of staleness after an activation is the price of letting clients and CDNs keep pages.
-CACHEABLE = "public, max-age=60"
 NOT_CACHEABLE = "no-store"
 
 Retailer = Annotated[str | None, Query(max_length=64)]
@@ -85,26 +83,29 @@ async def catalog_query(
 CatalogQueryDep = Annotated[CatalogQuery, Depends(catalog_query)]
 
 
-def _cacheable(request: Request, etag: str | None, render: Callable[[], bytes]) -> Response:
-    """304 when If-None-Match names our ETag (nothing is rendered), else the body with its validator."""
-    headers = {"Cache-Control": CACHEABLE}
-    if etag is not None:
-        headers["ETag"] = etag
-        if etag_matches(request.headers.get("if-none-match"), etag):
-            return Response(status_code=304, headers=headers)
-    return JSONBytes(render(), headers=headers)
-
-
 async def _page(
     request: Request, gateway: Gateway, query: CatalogQuery, *, shape: str, render: Callable[[Any], Any]
 ) -> Response:
-    """Pages of a dataset are cacheable (weak ETag of its checksum and the query); random picks are not."""
-    page = await gateway.clients.catalog.ListProducts(query.request())
+    """Pages of a dataset are cacheable (weak ETag of its checksum and the query); random picks are not.
+
+    Cacheable pages are also kept at the edge for a moment (`Gateway.pages`, see yummi_gateway.page_cache),
+    named by path and raw query string: the shape (catalog page or thin list) is in the path.
+    """
     if query.random:
+        page = await gateway.clients.catalog.ListProducts(query.request())
         return JSONBytes(dump_json(render(page)), headers={"Cache-Control": NOT_CACHEABLE})
-    dataset = page.checksum_sha256 or page.dataset_version
-    etag = weak_etag(shape, gateway.settings.version, dataset, query.canonical()) if dataset else None
-    return _cacheable(request, etag, lambda: dump_json(render(page)))
+    canonical = query.canonical()
+
+    async def load() -> CachedPage:
+        page = await gateway.clients.catalog.ListProducts(query.request())
+        dataset = page.checksum_sha256 or page.dataset_version
+        etag = weak_etag(shape, gateway.settings.version, dataset, canonical) if dataset else None
+        return CachedPage(
+            dump_json(render(page)), etag, checksum=dataset or None, live=not query.dataset_version
+        )
+
+    cached = await gateway.pages.fetch(page_key(request.scope), load)
+    return cached_response(cached, request.headers.get("if-none-match"))
 
 
 def _product_page(page: catalog_pb2.ListProductsResponse) -> dict[str, Any]:
@@ -155,6 +156,11 @@ def thin_router() -> APIRouter:
 async def get_product(request: Request, gateway: GatewayDep, product_id: str) -> Response:
     if not product_id or len(product_id) > 128:
         raise HTTPException(404, "product not found")
-    product = await gateway.clients.catalog.GetProduct(catalog_pb2.GetProductRequest(id=product_id))
-    body = dump_json(serializers.product(product))
-    return _cacheable(request, weak_etag("product", body.decode()), lambda: body)
+
+    async def load() -> CachedPage:
+        product = await gateway.clients.catalog.GetProduct(catalog_pb2.GetProductRequest(id=product_id))
+        body = dump_json(serializers.product(product))
+        return CachedPage(body, weak_etag("product", body.decode()))
+
+    cached = await gateway.pages.fetch(page_key(request.scope), load)
+    return cached_response(cached, request.headers.get("if-none-match"))
