@@ -9,7 +9,9 @@ Freshness: `catalog.dataset.activated` (plain NATS, like the catalog replicas' o
 or import through this gateway clear every page at once and bump a generation; a fetch that started before
 that is answered but not kept, and a live page read from a catalog replica that has not switched yet (its
 checksum is not the one announced) is not kept either. The TTL bounds staleness when the message is missed,
-as `CATALOG_LIVE_REFRESH_SECONDS` does in the catalog. Concurrent misses for one page share one fetch.
+as `CATALOG_LIVE_REFRESH_SECONDS` does in the catalog. Concurrent misses for one page share one fetch, and a
+page past its TTL (but not twice it) is still answered while one fetch in the background replaces it
+(stale-while-revalidate), so a popular page never makes its callers wait for the catalog.
 
 A page is kept under its path and raw query string, so `PageCacheMiddleware` answers a repeat before routing
 and parameter parsing (most of the work of a cached answer); the route handlers fill the cache after FastAPI
@@ -54,6 +56,8 @@ class CachedPage:
     # read from the live version (no dataset_version in the query): an activation makes it stale
     live: bool = True
     stored_at: float = 0.0
+    # how the page was fetched: run again in the background when the page is past its TTL (set by the cache)
+    reload: Callable[[], Awaitable[CachedPage]] | None = None
 
 
 class PageCache:
@@ -94,9 +98,12 @@ class PageCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if self._clock() - entry.stored_at >= self.ttl:
-            self._drop(key)
-            return None
+        age = self._clock() - entry.stored_at
+        if age >= self.ttl:
+            if age >= 2 * self.ttl or entry.reload is None:
+                self._drop(key)  # too old to answer while it is fetched again: the caller fetches it
+                return None
+            self._start(key, entry.reload)  # stale-while-revalidate: one refresh, this answer meanwhile
         self._entries.move_to_end(key)
         return entry
 
@@ -110,13 +117,8 @@ class PageCache:
             return entry
         if self._on_miss is not None:
             self._on_miss()
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._load(key, load, self.generation))
-            task.add_done_callback(_retrieve)
-            self._inflight[key] = task
         # shield: a caller that goes away (client disconnect) does not cancel the others' fetch
-        return await asyncio.shield(task)
+        return await asyncio.shield(self._start(key, load))
 
     def invalidate(self, live_checksum: str | None = None) -> None:
         """A version was activated: forget every page and every fetch in flight; expect `live_checksum`."""
@@ -126,11 +128,20 @@ class PageCache:
         self._inflight.clear()
         self.size_bytes = 0
 
+    def _start(self, key: Hashable, load: Callable[[], Awaitable[CachedPage]]) -> asyncio.Task[CachedPage]:
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._load(key, load, self.generation))
+            task.add_done_callback(_retrieve)
+            self._inflight[key] = task
+        return task
+
     async def _load(
         self, key: Hashable, load: Callable[[], Awaitable[CachedPage]], generation: int
     ) -> CachedPage:
         try:
             page = await load()
+            page.reload = load
             if generation == self.generation and self._fresh(page):
                 self._store(key, page)
             return page

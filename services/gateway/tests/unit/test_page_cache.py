@@ -41,7 +41,7 @@ def cache(clock: Clock, *, ttl: float = 2.0, max_bytes: int = 1024) -> PageCache
     return PageCache(ttl=ttl, max_bytes=max_bytes, clock=clock)
 
 
-async def test_a_page_is_kept_for_the_ttl_then_fetched_again() -> None:
+async def test_a_page_is_kept_for_the_ttl_then_refreshed_in_the_background() -> None:
     clock, load = Clock(), Loader()
     pages = cache(clock)
     assert (await pages.fetch("k", load)).body == b"page"
@@ -49,9 +49,36 @@ async def test_a_page_is_kept_for_the_ttl_then_fetched_again() -> None:
     clock.now += 1.9
     assert (await pages.fetch("k", load)).body == b"page"
     assert load.calls == 1
-    clock.now += 0.1
+    clock.now += 0.1  # past the TTL: still answered, while one fetch replaces it
+    assert (await pages.fetch("k", load)).body == b"page"
+    assert (await pages.fetch("k", load)).body == b"page"
+    await asyncio.sleep(0)
+    assert load.calls == 2
+    assert (await pages.fetch("k", load)).body == b"newer"
+
+
+async def test_a_page_twice_past_its_ttl_is_fetched_in_the_foreground() -> None:
+    clock, load = Clock(), Loader()
+    pages = cache(clock)
+    await pages.fetch("k", load)
+    load.body = b"newer"
+    clock.now += 4.0
     assert (await pages.fetch("k", load)).body == b"newer"
     assert load.calls == 2
+
+
+async def test_a_failed_background_refresh_keeps_the_page_until_twice_its_ttl() -> None:
+    clock, load = Clock(), Loader()
+    pages = cache(clock)
+    await pages.fetch("k", load)
+    load.error = ConnectionError("catalog unavailable")
+    clock.now += 2.5
+    assert (await pages.fetch("k", load)).body == b"page"
+    await asyncio.sleep(0)
+    assert load.calls == 2
+    clock.now += 1.5  # 4 s old: the error reaches the caller
+    with pytest.raises(ConnectionError):
+        await pages.fetch("k", load)
 
 
 async def test_a_zero_ttl_or_budget_fetches_every_time() -> None:
