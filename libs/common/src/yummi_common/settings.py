@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     # How long a catalog replica serves the live version it read before reading it again (an activation
     # anywhere also tells every replica at once over NATS; this bounds the wait when that message is missed).
     catalog_live_refresh_seconds: float = Field(default=2.0, gt=0)
+    # Indexing runs a dataset may start before it is failed: each one a process stopped part-way (a crash, an
+    # OOM kill, a deploy) counts, so a file that kills the catalog every time cannot crash-loop its replicas.
+    catalog_index_max_attempts: int = Field(default=3, ge=1, le=100)
 
     thin_slice_enabled: bool = True
     thin_runner_log_path: str = "data/thin-runner-log.txt"

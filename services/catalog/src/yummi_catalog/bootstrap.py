@@ -33,6 +33,7 @@ def background(runtime: Runtime) -> list[Awaitable[None]]:
             store=store,
             stop=runtime.stop_event,
             max_bytes=settings.dataset_upload_max_bytes,
+            max_attempts=settings.catalog_index_max_attempts,
         ),
         run_retention(
             uow_factory=runtime.uow,

@@ -232,6 +232,7 @@ async def test_indexing_cut_short_by_a_killed_process_leaves_the_live_version_an
     # Nothing of the half-done load is visible; the live version is the one that was live.
     status, error, _ = await dataset_row(runtime, dataset_id)
     assert (status, error) == ("indexing", "")
+    assert await index_attempts(runtime, dataset_id) == 1  # the dead run was counted before it began
     async with runtime.uow() as uow:
         source = await datasets.catalog_source(uow=uow)
         partition = await uow.session.execute(
@@ -252,3 +253,47 @@ async def test_indexing_cut_short_by_a_killed_process_leaves_the_live_version_an
         source = await datasets.catalog_source(uow=uow)
     assert (ready.status, ready.item_count, ready.error) == ("ready", 60_000, None)
     assert source is not None and source.id == live.dataset_id  # ready, not live until activated
+    assert await index_attempts(runtime, dataset_id) == 2
+
+
+async def test_a_dataset_whose_indexing_never_finishes_is_failed_after_the_attempt_limit(
+    runtime: Runtime, store: LocalFileStore
+) -> None:
+    async with runtime.uow() as uow:
+        live = await imports.import_catalog(uow=uow, store=store, content=catalog_bytes(count=20))
+    content = catalog_bytes(count=40)
+    dataset_id, _ = await create(runtime, store)
+    await upload_local(runtime, store, dataset_id, content)
+    assert await complete(runtime, store, dataset_id, content) == "indexing"
+    # three runs started and died part-way (as the killed process above counts one)
+    async with runtime.engine.begin() as conn:
+        await conn.execute(
+            text(f"UPDATE {SCHEMA}.datasets SET index_attempts = 3 WHERE id = :id"),  # noqa: S608 - constant
+            {"id": dataset_id},
+        )
+
+    assert await uploads.index_pending(uow_factory=runtime.uow, store=store, max_attempts=3) == 1
+    status, error, _ = await dataset_row(runtime, dataset_id)
+    assert status == "failed"
+    assert "interrupted 3 times" in error and "complete it again" in error
+    async with runtime.uow() as uow:
+        source = await datasets.catalog_source(uow=uow)
+    assert source is not None and source.id == live.dataset_id
+    assert await uploads.index_pending(uow_factory=runtime.uow, store=store, max_attempts=3) == 0
+
+    # completing it again starts the count afresh, and a run that finishes makes it ready
+    assert await complete(runtime, store, dataset_id, content) == "indexing"
+    assert await index_attempts(runtime, dataset_id) == 0
+    assert await uploads.index_pending(uow_factory=runtime.uow, store=store, max_attempts=3) == 1
+    status, error, _ = await dataset_row(runtime, dataset_id)
+    assert (status, error) == ("ready", "")
+    assert await index_attempts(runtime, dataset_id) == 1
+
+
+async def index_attempts(runtime: Runtime, dataset_id: uuid.UUID) -> int:
+    async with runtime.engine.connect() as conn:
+        value = await conn.scalar(
+            text(f"SELECT index_attempts FROM {SCHEMA}.datasets WHERE id = :id"),  # noqa: S608 - constant
+            {"id": dataset_id},
+        )
+    return int(value)

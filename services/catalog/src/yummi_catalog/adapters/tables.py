@@ -52,6 +52,7 @@ datasets = Table(
     Column("error", Text),
     Column("progress_done", BigInteger, nullable=False, server_default=text("0")),
     Column("progress_total", BigInteger, nullable=False, server_default=text("0")),
+    Column("index_attempts", Integer, nullable=False, server_default=text("0")),  # started, this completion
     CheckConstraint(
         "status IN ('uploading', 'indexing', 'ready', 'failed', 'active', 'retired')",
         name="ck_datasets_status",

@@ -11,7 +11,10 @@ a time, while the previous batch is COPYed into the version's new partition, so 
 never the file. Progress is published as it goes (`total` is an estimate from the bytes read until the end).
 The dataset ends `ready` (an admin activates it) or `failed` with the reason. The whole load is one
 transaction: a process that dies mid-way leaves nothing behind (the live version untouched) and the dataset
-`indexing`, so the next indexer loop of any catalog process starts it again.
+`indexing`, so the next indexer loop of any catalog process starts it again. Each start is counted (committed
+before the load begins): after `CATALOG_INDEX_MAX_ATTEMPTS` starts that never finished, the dataset is
+`failed` instead, so a file that stops the process every time cannot crash-loop every catalog replica.
+Completing it again resets the count.
 
 A dataset nobody completes (no upload, or no CompleteDataset) is failed by `expire_uploads`, which the
 retention sweep runs, `DATASET_UPLOAD_TTL_SECONDS` after it was created; its stored file is deleted.
@@ -236,6 +239,7 @@ async def complete_dataset(
         item_count=0,
         progress_done=0,
         progress_total=0,
+        index_attempts=0,
     )
     await uow.commit()
     return row
@@ -306,6 +310,7 @@ async def index_dataset(
     store: DatasetStore,
     dataset_id: uuid.UUID,
     max_bytes: int = MAX_UPLOAD_BYTES,
+    max_attempts: int = 3,
 ) -> str:
     """Index one `indexing` dataset unless another process holds it; return what happened."""
     async with uow_factory() as uow:
@@ -318,6 +323,16 @@ async def index_dataset(
         row = await repo.get_dataset(session, dataset_id)
         if row is None or row.status != DatasetStatus.INDEXING:
             return "skipped"
+        started = await _count_attempt(uow_factory, dataset_id)
+        if started > max_attempts:
+            interrupted = started - 1
+            await _fail(
+                uow_factory,
+                dataset_id,
+                f"indexing was interrupted {interrupted} times (the catalog process stopped part-way each "
+                "time); complete it again to retry",
+            )
+            return "failed"
         stored = await repo.get_file(session, dataset_id)
         try:
             if stored is None or stored.checksum_sha256 is None:
@@ -399,7 +414,11 @@ async def _load_products(
 
 
 async def index_pending(
-    *, uow_factory: UnitOfWorkFactory, store: DatasetStore, max_bytes: int = MAX_UPLOAD_BYTES
+    *,
+    uow_factory: UnitOfWorkFactory,
+    store: DatasetStore,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_attempts: int = 3,
 ) -> int:
     """Index every dataset waiting in `indexing` that no other process holds; return how many were handled."""
     async with uow_factory() as uow:
@@ -413,7 +432,11 @@ async def index_pending(
     for dataset_id in pending:
         try:
             outcome = await index_dataset(
-                uow_factory=uow_factory, store=store, dataset_id=dataset_id, max_bytes=max_bytes
+                uow_factory=uow_factory,
+                store=store,
+                dataset_id=dataset_id,
+                max_bytes=max_bytes,
+                max_attempts=max_attempts,
             )
         except asyncio.CancelledError:
             raise
@@ -434,11 +457,14 @@ async def run_indexer(
     stop: asyncio.Event,
     poll_interval: float = 0.5,
     max_bytes: int = MAX_UPLOAD_BYTES,
+    max_attempts: int = 3,
 ) -> None:
     """Index datasets as they are completed, until `stop` is set."""
     while not stop.is_set():
         try:
-            await index_pending(uow_factory=uow_factory, store=store, max_bytes=max_bytes)
+            await index_pending(
+                uow_factory=uow_factory, store=store, max_bytes=max_bytes, max_attempts=max_attempts
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the database may be briefly away; try again later
@@ -526,6 +552,16 @@ async def _progress(
         if not best_effort:
             raise
         log.warning("indexing progress not written", dataset_id=str(dataset_id), error=str(exc))
+
+
+async def _count_attempt(uow_factory: UnitOfWorkFactory, dataset_id: uuid.UUID) -> int:
+    """Record that an indexing run starts (committed at once, so a run that dies still counts); its number."""
+    async with uow_factory() as uow:
+        row = await repo.update_dataset(
+            uow.session, dataset_id, index_attempts=datasets_table.c.index_attempts + 1
+        )
+        await uow.commit()
+    return int(row.index_attempts)
 
 
 async def _fail(uow_factory: UnitOfWorkFactory, dataset_id: uuid.UUID, reason: str) -> None:
