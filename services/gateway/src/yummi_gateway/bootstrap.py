@@ -20,7 +20,8 @@ from yummi_gateway.adapters.clerk_webhooks import clerk_webhook_verifier
 from yummi_gateway.adapters.grpc_clients import ServiceClients
 from yummi_gateway.adapters.idempotency_store import RedisIdempotencyStore
 from yummi_gateway.adapters.rate_limiter import RedisRateLimiter
-from yummi_gateway.adapters.redis_client import RedisGuard, connect_redis
+from yummi_gateway.adapters.redis_client import SOCKET_TIMEOUT_SECONDS, RedisGuard, connect_redis
+from yummi_gateway.adapters.redis_pipeline import RedisPipeline, connect_pipeline
 from yummi_gateway.adapters.tables import messaging, metadata
 from yummi_gateway.domain.rate_limits import Limits
 from yummi_gateway.metrics import HttpMetrics
@@ -41,6 +42,7 @@ class Gateway:
     metrics: HttpMetrics
     limits: Limits
     redis: Redis | None = None
+    pipeline: RedisPipeline | None = None  # the rate limiter's connection (redis_pipeline)
     limiter: RedisRateLimiter | None = None
     idempotency: RedisIdempotencyStore | None = None
     clerk_webhook: Webhook | None = None
@@ -58,6 +60,8 @@ class Gateway:
         await self.clients.close()
         if self.verifier is not None:
             await self.verifier.jwks.close()
+        if self.pipeline is not None:
+            await self.pipeline.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         await self.runtime.close()
@@ -116,7 +120,10 @@ async def start_gateway(settings: Settings, metrics: HttpMetrics) -> Gateway:
         gateway.redis = connect_redis(settings.redis_url)
         guard = RedisGuard()
         prefix = settings.redis_key_prefix
-        gateway.limiter = RedisRateLimiter(gateway.redis, key_prefix=prefix, guard=guard)
+        gateway.pipeline = connect_pipeline(settings.redis_url, timeout=SOCKET_TIMEOUT_SECONDS)
+        gateway.limiter = RedisRateLimiter(
+            gateway.redis, key_prefix=prefix, guard=guard, pipeline=gateway.pipeline
+        )
         gateway.idempotency = RedisIdempotencyStore(gateway.redis, key_prefix=prefix, guard=guard)
     else:
         log.warning("no REDIS_URL: rate limits are off and requests with an Idempotency-Key are refused")

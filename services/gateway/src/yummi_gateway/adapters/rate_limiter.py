@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
 from yummi_gateway.adapters.redis_client import REDIS_ERRORS, RedisGuard
+from yummi_gateway.adapters.redis_pipeline import RedisPipeline
 from yummi_gateway.domain.rate_limits import WINDOW_SECONDS, Bucket, BucketState, Decision, decide
 
 MICROS = 1_000_000
@@ -53,12 +55,20 @@ end
 return out
 """
 
+GCRA_SHA = hashlib.sha1(GCRA_SCRIPT.encode()).hexdigest()  # noqa: S324 - the script's name in Redis
+
 
 class RedisRateLimiter:
-    """Spends a request's buckets with one EVALSHA; raises RedisUnavailable when Redis cannot answer."""
+    """Spends a request's buckets with one EVALSHA; raises RedisUnavailable when Redis cannot answer.
 
-    def __init__(self, redis: Redis, *, key_prefix: str, guard: RedisGuard) -> None:
+    Over `pipeline` (one pipelined connection, see redis_pipeline) when given, else over redis-py.
+    """
+
+    def __init__(
+        self, redis: Redis, *, key_prefix: str, guard: RedisGuard, pipeline: RedisPipeline | None = None
+    ) -> None:
         self._script = redis.register_script(GCRA_SCRIPT)
+        self._pipeline = pipeline
         self._prefix = key_prefix
         self._guard = guard
 
@@ -69,11 +79,13 @@ class RedisRateLimiter:
     async def spend(self, buckets: Sequence[Bucket]) -> Decision:
         """Charge every bucket one request when all have room; the decision for the response headers."""
         self._guard.check()
+        keys = [self.key(b) for b in buckets]
+        args = [WINDOW_SECONDS * MICROS, *(b.limit for b in buckets)]
         try:
-            raw = await self._script(
-                keys=[self.key(b) for b in buckets],
-                args=[WINDOW_SECONDS * MICROS, *(b.limit for b in buckets)],
-            )
+            if self._pipeline is not None:
+                raw = await self._pipeline.evalsha(GCRA_SHA, GCRA_SCRIPT, keys, args)
+            else:
+                raw = await self._script(keys=keys, args=args)
         except REDIS_ERRORS as exc:
             raise self._guard.failed(exc, during="rate limit") from exc
         self._guard.succeeded()
