@@ -6,11 +6,14 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
+import asyncpg
 import grpc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from yummi_common.db import DatabaseUnavailable, connection_lost
 from yummi_common.errors import YummiError
 from yummi_common.grpc_client import problem_errors
 from yummi_common.logging import get_logger
@@ -166,12 +169,31 @@ async def _grpc_handler(request: Request, exc: Exception) -> ProblemResponse:
     return grpc_problem(cast(grpc.aio.AioRpcError, exc))
 
 
+async def _database_handler(request: Request, exc: Exception) -> ProblemResponse:
+    """The gateway's own database (identity) could not be reached or dropped the connection: 503, retry soon.
+
+    Anything else from the database is a bug, answered 500 by the edge middleware like every other bug.
+    """
+    if not connection_lost(exc):
+        raise exc
+    log.warning("database unavailable", error=repr(exc)[:MAX_DETAIL_CHARS])
+    return problem(503, _GENERIC_DETAIL.get(503), headers={"Retry-After": "1"})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Register the handlers; bugs are answered by the edge middleware (so they carry our headers too)."""
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(grpc.aio.AioRpcError, _grpc_handler)
     app.add_exception_handler(YummiError, _domain_error_handler)
+    # more specific than YummiError: its message names the server, which clients need not see
+    app.add_exception_handler(DatabaseUnavailable, _database_handler)
+    for database_error in (
+        SQLAlchemyError,
+        asyncpg.exceptions.PostgresError,
+        asyncpg.exceptions.InterfaceError,
+    ):
+        app.add_exception_handler(database_error, _database_handler)
 
 
 async def _domain_error_handler(request: Request, exc: Exception) -> ProblemResponse:

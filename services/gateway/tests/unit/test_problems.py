@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import asyncpg
 import grpc
 import orjson
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import exc as sa_exc
 
-from yummi_gateway.problems import grpc_problem, grpc_status_to_http, problem
+from yummi_common.db import DatabaseUnavailable
+from yummi_gateway.problems import grpc_problem, grpc_status_to_http, install_problem_handlers, problem
 
 
 def rpc_error(
@@ -72,3 +79,45 @@ def test_unavailable_tells_the_client_when_to_retry() -> None:
 def test_problem_has_the_rfc_9457_members() -> None:
     body = orjson.loads(problem(404, "order not found").body)
     assert body == {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "order not found"}
+
+
+def database_failure_app() -> FastAPI:
+    """A route per failure of the gateway's own database, behind the gateway's problem handlers."""
+    app = FastAPI()
+    install_problem_handlers(app)
+    lost = asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+    duplicate = asyncpg.exceptions.UniqueViolationError("duplicate key value violates unique constraint")
+    failures: dict[str, Exception] = {
+        "unreachable": DatabaseUnavailable(
+            "the database cannot be reached: ConnectionRefusedError(10.1.2.3:5432)"
+        ),
+        "dropped": sa_exc.DBAPIError("SELECT 1", None, lost),
+        "pool-timeout": sa_exc.TimeoutError("QueuePool limit of size 10 overflow 0 reached"),
+        "driver-dropped": lost,
+        "bug": sa_exc.IntegrityError("INSERT", None, duplicate),
+    }
+    for name, failure in failures.items():
+        app.add_api_route(f"/{name}", raising(failure))
+    return app
+
+
+def raising(failure: Exception) -> Any:
+    async def fail() -> None:
+        raise failure
+
+    return fail
+
+
+@pytest.mark.parametrize("name", ["unreachable", "dropped", "pool-timeout", "driver-dropped"])
+def test_a_database_that_cannot_be_had_is_503_without_naming_it(name: str) -> None:
+    with TestClient(database_failure_app(), raise_server_exceptions=False) as client:
+        response = client.get(f"/{name}")
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "10.1.2.3" not in response.text and "5432" not in response.text and "Pool" not in response.text
+
+
+def test_any_other_database_error_stays_a_bug() -> None:
+    with TestClient(database_failure_app(), raise_server_exceptions=False) as client:
+        assert client.get("/bug").status_code == 500
