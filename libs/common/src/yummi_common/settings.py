@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     thin_slice_enabled: bool = True
     thin_runner_log_path: str = "data/thin-runner-log.txt"
     order_lease_seconds: int = 300
+    # Live products an orders process keeps for pricing (dropped at every activation; 0: ask every time).
+    orders_catalog_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     order_max_attempts: int = 5
     order_lease_sweep_seconds: float = 5.0
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 from yummi_common.messaging.consumer import Subscription
+from yummi_common.messaging.events import subject_for
 from yummi_common.service import Runtime, ServiceSpec
-from yummi_orders.adapters.catalog import GrpcCatalog
+from yummi_orders.adapters.catalog import CachedCatalog, GrpcCatalog
 from yummi_orders.adapters.tables import messaging, metadata
 from yummi_orders.config import OrdersConfig
 from yummi_orders.entrypoints import consumers, grpc_server
@@ -26,13 +29,15 @@ class OrdersApp:
 
     def __init__(self) -> None:
         self._catalog: GrpcCatalog | None = None
+        self._cached: CachedCatalog | None = None
 
-    def catalog(self, runtime: Runtime) -> GrpcCatalog:
-        if self._catalog is None:
+    def catalog(self, runtime: Runtime) -> CachedCatalog:
+        if self._cached is None:
             self._catalog = GrpcCatalog(
                 addr=runtime.settings.catalog_grpc_addr, deadline=runtime.settings.grpc_deadline_seconds
             )
-        return self._catalog
+            self._cached = CachedCatalog(self._catalog, ttl=runtime.settings.orders_catalog_cache_seconds)
+        return self._cached
 
     def register(self, server: grpc.aio.Server, runtime: Runtime) -> list[str]:
         servicer = grpc_server.OrdersServicer(
@@ -56,6 +61,7 @@ class OrdersApp:
             ),
             self._close_catalog_on_stop(runtime),
             run_queue_gauges(runtime),
+            watch_activations(runtime, self.catalog(runtime)),
         ]
 
     async def _close_catalog_on_stop(self, runtime: Runtime) -> None:
@@ -64,6 +70,23 @@ class OrdersApp:
         finally:
             if self._catalog is not None:
                 await asyncio.shield(self._catalog.close())
+
+
+async def watch_activations(runtime: Runtime, catalog: CachedCatalog) -> None:
+    """Drop the kept products whenever a catalog version is activated (each orders process gets a copy)."""
+    if runtime.nc is None or catalog.ttl <= 0:
+        return
+    subject = subject_for(runtime.settings.nats_subject_prefix, "catalog.dataset.activated")
+
+    async def activated(_message: Any) -> None:
+        catalog.invalidate()
+
+    subscription = await runtime.nc.subscribe(subject, cb=activated)
+    try:
+        await runtime.stop_event.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
 
 
 app = OrdersApp()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import grpc
@@ -73,3 +74,64 @@ class GrpcCatalog:
             await self._channel.close()
             self._channel = None
             self._stub = None
+
+
+class CachedCatalog:
+    """The live products a reference named, kept for `ttl` seconds per process (0: every call asks).
+
+    An order is priced from the live catalog; asking it once per order is a gRPC call and a catalog query
+    for every order, mostly for the same popular products. `invalidate` (on `catalog.dataset.activated`,
+    which every orders process hears over plain NATS) drops everything at once, and a fetch that started
+    before an activation is not kept, so a new version's prices apply as soon as it is announced; the TTL
+    bounds how long a missed announcement goes unnoticed, as `CATALOG_LIVE_REFRESH_SECONDS` does in the
+    catalog. References the catalog does not know are never kept.
+    """
+
+    def __init__(
+        self,
+        inner: Catalog,
+        *,
+        ttl: float,
+        max_entries: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner = inner
+        self.ttl = ttl
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[float, tuple[CatalogProduct, ...]]] = {}
+        self.generation = 0
+
+    def invalidate(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+    async def batch_get_products(self, references: Sequence[str]) -> list[CatalogProduct]:
+        """As the catalog answers: each live product any reference names, once."""
+        if self.ttl <= 0:
+            return await self._inner.batch_get_products(references)
+        now = self._clock()
+        found: dict[str, CatalogProduct] = {}
+        missing: list[str] = []
+        for reference in dict.fromkeys(references):
+            entry = self._entries.get(reference)
+            if entry is not None and now - entry[0] < self.ttl:
+                found.update((p.id, p) for p in entry[1])
+            else:
+                missing.append(reference)
+        if missing:
+            generation = self.generation
+            fetched = await self._inner.batch_get_products(missing)
+            found.update((p.id, p) for p in fetched)
+            if generation == self.generation:
+                self._keep(missing, fetched)
+        return list(found.values())
+
+    def _keep(self, references: list[str], products: list[CatalogProduct]) -> None:
+        if len(self._entries) + len(references) > self._max_entries:
+            self._entries.clear()
+        stored_at = self._clock()
+        for reference in references:
+            named = tuple(p for p in products if p.matches(reference))
+            if named:
+                self._entries[reference] = (stored_at, named)
