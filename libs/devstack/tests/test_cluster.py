@@ -86,3 +86,33 @@ async def test_an_r3_stream_keeps_every_message_through_a_crashed_and_restarted_
         assert [replica.current for replica in info.cluster.replicas] == [True, True]
     finally:
         await nc.close()
+
+
+async def test_a_service_starting_before_the_cluster_has_a_quorum_waits_for_its_stream(
+    cluster: NatsCluster,
+) -> None:
+    """ensure_stream (every service's start) asks again while JetStream cannot answer, instead of failing."""
+    from yummi_common.messaging.nats import ensure_stream
+    from yummi_common.settings import Settings
+
+    cluster.stop_node(1)
+    cluster.stop_node(2)  # one node of three: no meta leader, JetStream requests time out
+    settings = Settings(
+        nats_url=cluster.nodes[0].url,
+        nats_stream="QUORUM",
+        nats_subject_prefix="quorum",
+        nats_stream_replicas=3,
+    )
+    nc = await nats.connect(cluster.nodes[0].url)
+    try:
+        js = nc.jetstream(timeout=1.0)
+        creating = asyncio.create_task(ensure_stream(js, settings))
+        await asyncio.sleep(2.5)
+        assert not creating.done()  # asked, timed out, asking again
+        await asyncio.to_thread(cluster.start_node, 1)
+        await asyncio.to_thread(cluster.start_node, 2)
+        await asyncio.wait_for(creating, timeout=60)
+        info = await js.stream_info("QUORUM")
+        assert info.config.num_replicas == 3
+    finally:
+        await nc.close()
