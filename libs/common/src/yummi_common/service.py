@@ -9,6 +9,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from nats.aio.client import Client as NATS
@@ -20,6 +21,7 @@ from yummi_common import metrics, migrations, telemetry
 from yummi_common.db import UnitOfWork, create_engine, create_session_factory
 from yummi_common.logging import configure_logging, get_logger
 from yummi_common.messaging.consumer import ConsumerRuntime, Subscription
+from yummi_common.messaging.events import subject_for
 from yummi_common.messaging.nats import connect_nats, ensure_stream
 from yummi_common.messaging.relay import OutboxRelay
 from yummi_common.messaging.tables import MessagingTables, messaging_tables
@@ -86,6 +88,31 @@ class Runtime:
         elif with_messaging:
             log.warning("NATS_URL not set: events stay in the outbox until a relay runs")
         return runtime
+
+    def watch(self, event_type: str, on_event: Callable[[bytes], None], *, name: str) -> None:
+        """Call `on_event` with the body of every `event_type` event this process hears, until it stops.
+
+        A plain NATS subscription, not a durable consumer: every replica gets its own copy of each message,
+        which is what caches need to drop what an event made stale. One sent while this process was
+        disconnected is missed, so a cache using this must also expire on its own. No-op without NATS.
+        """
+        if self.nc is None:
+            return
+        nc = self.nc
+        subject = subject_for(self.settings.nats_subject_prefix, event_type)
+
+        async def delivered(message: Any) -> None:
+            on_event(message.data)
+
+        async def watching() -> None:
+            subscription = await nc.subscribe(subject, cb=delivered)
+            try:
+                await self.stop_event.wait()
+            finally:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+
+        self.tasks.append(asyncio.create_task(watching(), name=name))
 
     def start_consumers(self, subscriptions: list[Subscription]) -> None:
         """Run the event handlers of this service (no-op without NATS)."""

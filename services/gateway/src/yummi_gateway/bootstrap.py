@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from redis.asyncio import Redis
 from svix.webhooks import Webhook
@@ -12,7 +11,6 @@ from svix.webhooks import Webhook
 from yummi.events.v1 import events_pb2
 from yummi_common.db import UnitOfWork
 from yummi_common.logging import get_logger
-from yummi_common.messaging.events import subject_for
 from yummi_common.service import Runtime
 from yummi_common.settings import Settings
 from yummi_gateway.adapters.clerk import ClerkVerifier, JwksCache
@@ -48,15 +46,11 @@ class Gateway:
     clerk_webhook: Webhook | None = None
     users: UserCache = field(default_factory=UserCache)
     pages: PageCache = field(default_factory=lambda: PageCache(ttl=0, max_bytes=0))
-    activations: Any = None  # the NATS subscription that drops cached pages at every activation
 
     def uow(self) -> UnitOfWork:
         return self.runtime.uow()
 
     async def close(self) -> None:
-        if self.activations is not None:
-            with contextlib.suppress(Exception):
-                await self.activations.unsubscribe()
         await self.clients.close()
         if self.verifier is not None:
             await self.verifier.jwks.close()
@@ -110,10 +104,9 @@ async def start_gateway(settings: Settings, metrics: HttpMetrics) -> Gateway:
         on_hit=metrics.catalog_cache.labels("hit").inc,
         on_miss=metrics.catalog_cache.labels("miss").inc,
     )
-    if runtime.nc is not None and gateway.pages.enabled:
-        gateway.activations = await runtime.nc.subscribe(
-            subject_for(settings.nats_subject_prefix, "catalog.dataset.activated"),
-            cb=_activation_handler(gateway.pages),
+    if gateway.pages.enabled:
+        runtime.watch(
+            "catalog.dataset.activated", _activation_handler(gateway.pages), name="catalog-activations"
         )
     if settings.redis_url:
         # Connects lazily: a Redis that is down fails requests by policy (see rate_limiting, idempotency).
@@ -131,13 +124,13 @@ async def start_gateway(settings: Settings, metrics: HttpMetrics) -> Gateway:
     return gateway
 
 
-def _activation_handler(pages: PageCache) -> Any:
+def _activation_handler(pages: PageCache) -> Callable[[bytes], None]:
     """Drop every cached page when any catalog replica announces an activation (each gateway gets a copy)."""
 
-    async def activated(message: Any) -> None:
+    def activated(body: bytes) -> None:
         announced = events_pb2.DatasetActivated()
         try:
-            announced.ParseFromString(message.data)
+            announced.ParseFromString(body)
         except Exception:  # noqa: BLE001 - an unreadable body still means "something was activated"
             announced = events_pb2.DatasetActivated()
         pages.invalidate(announced.checksum_sha256 or None)

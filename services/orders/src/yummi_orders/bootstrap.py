@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
 
 import grpc
 
 from yummi_common.messaging.consumer import Subscription
-from yummi_common.messaging.events import subject_for
 from yummi_common.service import Runtime, ServiceSpec
-from yummi_orders.adapters.catalog import CachedCatalog, GrpcCatalog
+from yummi_orders.adapters.catalog import DATASET_ACTIVATED, CachedCatalog, GrpcCatalog
 from yummi_orders.adapters.tables import messaging, metadata
 from yummi_orders.config import OrdersConfig
 from yummi_orders.entrypoints import consumers, grpc_server
@@ -52,6 +49,9 @@ class OrdersApp:
 
     def background(self, runtime: Runtime) -> list[Awaitable[None]]:
         config = OrdersConfig.from_settings(runtime.settings)
+        catalog = self.catalog(runtime)
+        if catalog.ttl > 0:  # kept prices are dropped whenever any catalog replica activates a version
+            runtime.watch(DATASET_ACTIVATED, lambda _body: catalog.invalidate(), name="orders-activations")
         return [
             run_lease_sweeper(
                 uow_factory=runtime.uow,
@@ -61,7 +61,6 @@ class OrdersApp:
             ),
             self._close_catalog_on_stop(runtime),
             run_queue_gauges(runtime),
-            watch_activations(runtime, self.catalog(runtime)),
         ]
 
     async def _close_catalog_on_stop(self, runtime: Runtime) -> None:
@@ -70,23 +69,6 @@ class OrdersApp:
         finally:
             if self._catalog is not None:
                 await asyncio.shield(self._catalog.close())
-
-
-async def watch_activations(runtime: Runtime, catalog: CachedCatalog) -> None:
-    """Drop the kept products whenever a catalog version is activated (each orders process gets a copy)."""
-    if runtime.nc is None or catalog.ttl <= 0:
-        return
-    subject = subject_for(runtime.settings.nats_subject_prefix, "catalog.dataset.activated")
-
-    async def activated(_message: Any) -> None:
-        catalog.invalidate()
-
-    subscription = await runtime.nc.subscribe(subject, cb=activated)
-    try:
-        await runtime.stop_event.wait()
-    finally:
-        with contextlib.suppress(Exception):
-            await subscription.unsubscribe()
 
 
 app = OrdersApp()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,7 +14,6 @@ from yummi_catalog.adapters.products import Record
 from yummi_catalog.adapters.tables import AnyRow
 from yummi_catalog.service_layer import datasets, imports, products, uploads
 from yummi_common.logging import get_logger
-from yummi_common.messaging.events import subject_for
 from yummi_common.service import Runtime
 from yummi_common.timeutil import to_timestamp
 
@@ -254,36 +251,13 @@ def register(server: grpc.aio.Server, runtime: Runtime, *, store: DatasetStore |
     """Add the catalog servicer to `server`; return the service names for health and reflection.
 
     Its reader re-reads the live version after an activation commits in this process, and when any replica
-    announces one (`catalog.dataset.activated`, see `watch_activations`).
+    announces one (`catalog.dataset.activated`).
     """
     servicer = CatalogServicer(runtime, store=store)
     runtime.after_commit.append(servicer.reader.invalidate)
-    if runtime.nc is not None:
-        runtime.tasks.append(
-            asyncio.create_task(watch_activations(runtime, servicer.reader), name="catalog-activations")
-        )
+    # every replica's copy (runtime.watch): the reader's refresh interval covers one missed while disconnected
+    runtime.watch(
+        datasets.DATASET_ACTIVATED, lambda _body: servicer.reader.invalidate(), name="catalog-activations"
+    )
     catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server)
     return [SERVICE_NAME]
-
-
-async def watch_activations(runtime: Runtime, reader: products.CatalogReader) -> None:
-    """Re-read the live version whenever any replica activates one.
-
-    A plain NATS subscription on the event's subject, not a durable consumer: every replica gets its own copy
-    of each message (a durable consumer would hand it to one of them). One lost while disconnected is made up
-    for by the reader's refresh interval.
-    """
-    if runtime.nc is None:
-        return
-    subject = subject_for(runtime.settings.nats_subject_prefix, datasets.DATASET_ACTIVATED)
-
-    async def activated(_message: Any) -> None:
-        reader.invalidate()
-
-    subscription = await runtime.nc.subscribe(subject, cb=activated)
-    log.debug("watching activations", subject=subject)
-    try:
-        await runtime.stop_event.wait()
-    finally:
-        with contextlib.suppress(Exception):
-            await subscription.unsubscribe()

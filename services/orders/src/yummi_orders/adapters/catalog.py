@@ -15,6 +15,7 @@ from yummi_common.logging import get_logger
 from yummi_orders.domain.lines import CatalogProduct
 
 log = get_logger(__name__)
+DATASET_ACTIVATED = "catalog.dataset.activated"  # after it, kept products may be stale (CachedCatalog)
 
 
 class Catalog(Protocol):
