@@ -52,6 +52,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402 - the bench folder is not a package
+    REQUEST_TIMEOUT,
+    Connection,
     CpuMeter,
     RouteStats,
     format_table,
@@ -60,6 +62,7 @@ from common import (  # noqa: E402 - the bench folder is not a package
     layers,
     load_average,
     machine_facts,
+    run_async,
     summarise,
 )
 
@@ -68,7 +71,6 @@ BENCH_DIR = ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
 HIGH_LIMIT = "1000000"
 PAGE_LIMIT = 20  # a phone screen or two of products
-REQUEST_TIMEOUT = 30.0
 PREFUND_MINOR = 900_000  # R9,000 each: below PAYFAST_MAX_AMOUNT_MINOR's default (R10,000)
 TOPUP_MINOR = 5_000  # R50 per top-up during the run
 MAX_ORDER_PRICE_MINOR = 10_000  # order cheap products so the pre-funded wallets last the run
@@ -136,108 +138,8 @@ class WorkerResult:
     late_starts: int = 0  # open loop: arrivals started over 1 ms late (driver lag or no free connection)
 
 
-def run_async(coro: Any) -> Any:
-    if importlib.util.find_spec("uvloop"):
-        import uvloop
-
-        if hasattr(uvloop, "run"):
-            return uvloop.run(coro)
-        uvloop.install()
-    return asyncio.run(coro)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The driver: one asyncio loop per worker process, one keep-alive connection per concurrent request
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection, spoken directly over asyncio streams.
-
-    About 0.02 ms of CPU per request (the whole driver: 0.1-0.3 ms), against about 1 ms for an
-    httpx.AsyncClient and about 6 ms when 64 requests share one httpx pool: on 2 cores the load generator
-    leaves the CPU to the stack it measures.
-    """
-
-    def __init__(self, base_url: str) -> None:
-        parts = urlsplit(base_url)
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
-        self._host_header = f"Host: {parts.netloc}\r\n".encode()
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-
-    async def request(
-        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
-    ) -> tuple[int, bytes]:
-        """Send one request and read the whole answer; (0, reason) when the connection failed."""
-        reused = self._writer is not None
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                return await self._exchange(method, target, headers, body)
-        except (ConnectionError, asyncio.IncompleteReadError, OSError, ValueError) as exc:
-            self.close()
-            if reused and not isinstance(exc, ValueError):
-                # the server may have closed an idle keep-alive connection: one fresh try
-                try:
-                    async with asyncio.timeout(REQUEST_TIMEOUT):
-                        return await self._exchange(method, target, headers, body)
-                except (
-                    ConnectionError,
-                    asyncio.IncompleteReadError,
-                    OSError,
-                    ValueError,
-                    TimeoutError,
-                ) as again:
-                    self.close()
-                    return 0, repr(again).encode()
-            return 0, repr(exc).encode()
-        except TimeoutError:
-            self.close()
-            return 0, b"timeout"
-
-    async def _exchange(
-        self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, bytes]:
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        assert self._reader is not None  # noqa: S101 - set together with the writer
-        head = [f"{method} {target} HTTP/1.1\r\n".encode(), self._host_header]
-        head += [f"{name}: {value}\r\n".encode() for name, value in headers.items()]
-        if body or method != "GET":
-            head.append(f"Content-Length: {len(body)}\r\n".encode())
-        self._writer.write(b"".join(head) + b"\r\n" + body)
-        raw = await self._reader.readuntil(b"\r\n\r\n")
-        lines = raw.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
-        length, chunked, close = 0, False, False
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding" and b"chunked" in value.lower():
-                chunked = True
-            elif name == b"connection" and b"close" in value.lower():
-                close = True
-        if chunked:
-            parts = []
-            while True:
-                size = int((await self._reader.readuntil(b"\r\n")).split(b";", 1)[0], 16)
-                chunk = await self._reader.readexactly(size + 2)
-                if size == 0:
-                    break
-                parts.append(chunk[:-2])
-            data = b"".join(parts)
-        else:
-            data = await self._reader.readexactly(length) if length else b""
-        if close:
-            self.close()
-        return status, data
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._reader = self._writer = None
 
 
 class HttpxConnection:

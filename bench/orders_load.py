@@ -40,15 +40,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402 - the bench folder is not a package
+    Connection,
     CpuMeter,
     git_state,
     hotspots,
     load_average,
     machine_facts,
     percentile,
+    run_async,
 )
 
 from yummi_devstack import SERVICE_NAMES, dev_token, drop_database, ensure_database, start_services
@@ -267,15 +270,15 @@ async def drive(
     """`clients` loops posting orders until the deadline; what the measured window saw, and CPU cores used."""
     results = Results()
     cores: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=limits) as client:
-        loop = asyncio.get_running_loop()
-        begin = loop.time() + warmup
-        end = begin + duration
+    loop = asyncio.get_running_loop()
+    begin = loop.time() + warmup
+    end = begin + duration
 
-        async def one_client(index: int) -> None:
-            rng = random.Random(seed * 1000 + index)  # noqa: S311 - load shape, not secrets
-            headers = users[index % len(users)]
+    async def one_client(index: int) -> None:
+        rng = random.Random(seed * 1000 + index)  # noqa: S311 - load shape, not secrets
+        headers = {**users[index % len(users)], "Content-Type": "application/json"}
+        conn = Connection(gateway_url)  # one keep-alive connection per client, like a phone
+        try:
             while (now := loop.time()) < end:
                 chosen = rng.sample(products, lines)
                 body = {
@@ -283,33 +286,32 @@ async def drive(
                     "items": [{"product_id": p["product_id"], "quantity": rng.randint(1, 3)} for p in chosen],
                 }
                 t0 = time.perf_counter()
-                try:
-                    response = await client.post("/v1/orders", json=body, headers=headers)
-                    status = response.status_code
-                    order_id = response.json().get("id") if status == 201 else None
-                except httpx.HTTPError as exc:
-                    status, order_id = 0, None
-                    results.failures[type(exc).__name__] += 1
+                status, data = await conn.request("POST", "/v1/orders", headers, orjson.dumps(body))
                 elapsed = time.perf_counter() - t0
+                order_id = orjson.loads(data).get("id") if status == 201 else None
+                if status == 0:
+                    results.failures[data.decode(errors="replace")[:60]] += 1
                 if status == 201:
                     results.placed_all += 1
                 if now >= begin:
                     results.samples.append(Sample(now - begin, elapsed, status, index, order_id))
                     if status not in (0, 201):
                         results.failures[f"HTTP {status}"] += 1
+        finally:
+            conn.close()
 
-        async def measure() -> None:
-            await asyncio.sleep(max(0.0, begin - loop.time()))
-            await asyncio.to_thread(meter.start)
-            own_cpu = time.process_time()  # this process alone: the services are its children
-            spies = start_profilers(profile, duration)
-            await asyncio.sleep(max(0.0, end - loop.time()))
-            cores["driver"] = (time.process_time() - own_cpu) / duration
-            cores.update(await asyncio.to_thread(meter.stop))
-            for spy in spies:
-                await asyncio.to_thread(spy.wait, 60)
+    async def measure() -> None:
+        await asyncio.sleep(max(0.0, begin - loop.time()))
+        await asyncio.to_thread(meter.start)
+        own_cpu = time.process_time()  # this process alone: the services are its children
+        spies = start_profilers(profile, duration)
+        await asyncio.sleep(max(0.0, end - loop.time()))
+        cores["driver"] = (time.process_time() - own_cpu) / duration
+        cores.update(await asyncio.to_thread(meter.stop))
+        for spy in spies:
+            await asyncio.to_thread(spy.wait, 60)
 
-        await asyncio.gather(measure(), *(one_client(i) for i in range(clients)))
+    await asyncio.gather(measure(), *(one_client(i) for i in range(clients)))
     return results, cores
 
 
@@ -580,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gateway:
         if not args.simulator:
             parser.error("--gateway needs --simulator (the shoppers are funded through it)")
-        asyncio.run(bench(args.gateway, args.simulator, args, CpuMeter({}), {}))
+        run_async(bench(args.gateway, args.simulator, args, CpuMeter({}), {}))
         return 0
     log_dir = Path(tempfile.mkdtemp(prefix="yummi-bench-logs-"))
     with own_stack(args.log_level, log_dir) as stack:
@@ -592,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             profile = {name: (pid, args.profile / f"{name}.speedscope.json") for name, pid in pids.items()}
-        asyncio.run(bench(stack.gateway_url, stack.simulator_url, args, meter, profile, stack.database_url))
+        run_async(bench(stack.gateway_url, stack.simulator_url, args, meter, profile, stack.database_url))
     return 0
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncpg
 from google.protobuf.message import Message
-from sqlalchemy import Table, event, insert
+from sqlalchemy import CTE, Executable, Row, Table, bindparam, event, exists, insert, literal, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -203,11 +203,13 @@ class UnitOfWork:
         self._source = source
         self._on_commit = on_commit
         self._pending_events: list[dict[str, Any]] = []
+        self._wrote_events = False  # by a statement of its own (outbox_params)
         self.session: AsyncSession
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._session_factory()
         self._pending_events = []
+        self._wrote_events = False
         return self
 
     async def __aexit__(
@@ -224,22 +226,40 @@ class UnitOfWork:
 
     def emit(self, event_type: str, body: Message, *, event_id: uuid.UUID | None = None) -> uuid.UUID:
         """Queue an event for the outbox; it is written in this transaction and published after commit."""
+        row = self._outbox_row(event_type, body, event_id)
+        self._pending_events.append(row)
+        return row["id"]
+
+    def outbox_params(
+        self, event_type: str, body: Message, *, event_id: uuid.UUID | None = None
+    ) -> dict[str, Any]:
+        """The bound values of an `outbox_cte` for this event: for a statement that writes its own event.
+
+        The statement decides whether the row is written (see `outbox_cte`); the relay is woken after this
+        unit of work commits (or after `execute_alone`) either way.
+        """
+        row = self._outbox_row(event_type, body, event_id)
+        self._wrote_events = True
+        return {
+            "outbox_id": row["id"],
+            "outbox_event_type": row["event_type"],
+            "outbox_payload": row["payload"],
+            "outbox_headers": row["headers"],
+        }
+
+    def _outbox_row(self, event_type: str, body: Message, event_id: uuid.UUID | None) -> dict[str, Any]:
         from yummi_common.messaging.events import check_event_body
 
         check_event_body(event_type, body)
-        eid = event_id or uuid.uuid4()
         headers = {"x-request-id": current_request_id(), "ce-source": self._source}
         # The producing span's context: the relay and the consumers continue this trace.
         inject(headers)
-        self._pending_events.append(
-            {
-                "id": eid,
-                "event_type": event_type,
-                "payload": body.SerializeToString(),
-                "headers": headers,
-            }
-        )
-        return eid
+        return {
+            "id": event_id or uuid.uuid4(),
+            "event_type": event_type,
+            "payload": body.SerializeToString(),
+            "headers": headers,
+        }
 
     async def flush_events(self) -> None:
         if self._pending_events:
@@ -247,16 +267,63 @@ class UnitOfWork:
             self._pending_events = []
 
     async def commit(self) -> None:
-        had_events = bool(self._pending_events)
+        had_events = bool(self._pending_events) or self._wrote_events
         await self.flush_events()
         _note_commit()
         await self.session.commit()
+        self._wrote_events = False
         if had_events and self._on_commit is not None:
             self._on_commit()
 
     async def rollback(self) -> None:
         self._pending_events = []
+        self._wrote_events = False
         await self.session.rollback()
+
+    async def execute_alone(self, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
+        """Run one statement as a transaction of its own and return its rows: its commit, in one round trip.
+
+        For a unit of work whose whole effect is that statement (data-modifying CTEs, an `outbox_cte` for its
+        event): no BEGIN and no COMMIT travel, the statement commits when it succeeds or changes nothing when
+        it fails. Only before anything else ran in this unit of work (nothing pending, no transaction).
+        """
+        if self._pending_events or self.session.in_transaction():
+            raise RuntimeError("execute_alone must be the unit of work's only statement")
+        bind = self.session.bind
+        if not isinstance(bind, AsyncEngine):  # pragma: no cover - the factory is always bound to an engine
+            raise RuntimeError("the unit of work's session is not bound to an engine")
+        async with bind.connect() as connection:
+            alone = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            _note_commit()  # from here the outcome of a lost connection is unknown
+            rows = (await alone.execute(statement, params)).all()
+        if self._wrote_events:
+            self._wrote_events = False
+            if self._on_commit is not None:
+                self._on_commit()
+        return list(rows)
+
+
+def outbox_cte(outbox: Table, *, when: CTE | None = None, name: str = "emitted") -> CTE:
+    """An INSERT of one outbox row as a CTE, bound to `UnitOfWork.outbox_params` (`outbox_*` names).
+
+    With `when`, the row is written only when that CTE returned a row (the change the event announces
+    happened). Attach it with `statement.add_cte(...)`: Postgres runs a data-modifying CTE even when nothing
+    reads it.
+    """
+    values = select(
+        bindparam("outbox_id", type_=outbox.c.id.type),
+        bindparam("outbox_event_type", type_=outbox.c.event_type.type),
+        bindparam("outbox_payload", type_=outbox.c.payload.type),
+        bindparam("outbox_headers", type_=outbox.c.headers.type),
+    )
+    if when is not None:
+        values = values.where(exists(select(literal(1)).select_from(when)))
+    return (
+        insert(outbox)
+        .from_select(["id", "event_type", "payload", "headers"], values)
+        .returning(outbox.c.id)
+        .cte(name)
+    )
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 import pytest
@@ -237,19 +238,30 @@ async def test_over_grpc_the_key_is_honoured_and_reuse_is_invalid_argument(order
 
 
 async def statements_to_place(runtime: Runtime, catalog: GrpcCatalog, key: str) -> list[str]:
-    """The statements placing one order sends to Postgres (its unit of work's session only)."""
+    """The statements placing one order sends to Postgres, each with the isolation it ran in."""
     sent: list[str] = []
-    async with runtime.uow() as uow:
-        listen = uow.session.sync_session
-        event.listen(listen, "do_orm_execute", lambda state: sent.append(str(state.statement).split()[0]))
-        await place_order(
-            uow=uow,
-            catalog=catalog,
-            user_id=str(uuid.uuid4()),
-            retailer="woolworths",
-            lines=LINES,
-            idempotency_key=key,
-        )
+    placing = asyncio.current_task()  # not the relay's or the gauges' statements on the same engine
+
+    def record(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if asyncio.current_task() is not placing:
+            return
+        isolation = conn.get_execution_options().get("isolation_level", "transaction")
+        sent.append(f"{statement.split()[0]} ({isolation})")
+
+    engine = runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        async with runtime.uow() as uow:
+            await place_order(
+                uow=uow,
+                catalog=catalog,
+                user_id=str(uuid.uuid4()),
+                retailer="woolworths",
+                lines=LINES,
+                idempotency_key=key,
+            )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
     return sent
 
 
@@ -258,4 +270,5 @@ async def test_a_keyed_order_costs_no_more_statements_than_one_without_a_key(
 ) -> None:
     plain = await statements_to_place(runtime, catalog, "")
     keyed = await statements_to_place(runtime, catalog, new_key())
-    assert keyed == plain == ["WITH", "INSERT"]  # the order with its history entry, then the outbox row
+    # The order, its history entry and its outbox row in one statement that is its own transaction.
+    assert keyed == plain == ["WITH (AUTOCOMMIT)"]

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from yummi_common.errors import Conflict, InvalidArgument, NotFound
+from yummi_common.messaging.consumer import InboxClaim
 from yummi_common.service import Runtime
 from yummi_common.timeutil import utcnow
 from yummi_orders.adapters.catalog import GrpcCatalog
@@ -40,9 +41,11 @@ async def cancel(runtime: Runtime, order_id: uuid.UUID, user: uuid.UUID):
 async def test_get_order_shows_the_history_in_time_order(runtime: Runtime, catalog: GrpcCatalog) -> None:
     user = uuid.uuid4()
     placed = await place(runtime, catalog, user)
-    async with runtime.uow() as uow:
-        await record_wallet_debited(uow=uow, order_id=str(placed.id), transaction_id="t1", amount_minor=3499)
-        await uow.commit()
+    claim = InboxClaim(event_id=uuid.uuid4(), consumer="test", event_type="payments.wallet.debited")
+    async with runtime.uow() as uow:  # the statement commits on its own
+        assert await record_wallet_debited(
+            uow=uow, claim=claim, order_id=str(placed.id), transaction_id="t1", amount_minor=3499
+        )
     async with runtime.uow() as uow:
         order = await get_order(uow=uow, order_id=str(placed.id), user_id=str(user))
     assert order.status == "queued"

@@ -9,13 +9,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import bindparam, insert
+from sqlalchemy import CTE, Table, bindparam, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,12 +34,58 @@ Handler = Callable[[UnitOfWork, Event], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class InboxClaim:
+    """The inbox row of one event for one consumer, for a handler that writes it in its own first statement.
+
+    Such a handler (`Subscription(claims_inbox=True)`) saves the runtime's separate inbox INSERT: it puts
+    `inbox_claim_cte(...)` into its first statement, bound with `params()`, does its work only when the CTE
+    returned a row (the event is new to this consumer), and returns whether it did.
+    """
+
+    event_id: uuid.UUID
+    consumer: str
+    event_type: str
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "inbox_event_id": self.event_id,
+            "inbox_consumer": self.consumer,
+            "inbox_event_type": self.event_type,
+        }
+
+
+ClaimingHandler = Callable[[UnitOfWork, Event, InboxClaim], Awaitable[bool]]
+
+
+def inbox_claim_cte(inbox: Table, name: str = "claimed") -> CTE:
+    """INSERT of the event's inbox row as a CTE (`InboxClaim.params` names): one row back when the event is
+    new to the consumer, none when it was applied before (a concurrent claim waits for the first to end)."""
+    return (
+        pg_insert(inbox)
+        .values(
+            event_id=bindparam("inbox_event_id"),
+            consumer=bindparam("inbox_consumer"),
+            event_type=bindparam("inbox_event_type"),
+        )
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
+        .cte(name)
+    )
+
+
+@dataclass(frozen=True)
 class Subscription:
-    """One handler for one event type; `name` makes the durable consumer `{service}-{name}`."""
+    """One handler for one event type; `name` makes the durable consumer `{service}-{name}`.
+
+    By default the runtime inserts the inbox row and runs `handler(uow, event)` only for a new event, then
+    commits. With `claims_inbox` the handler is a `ClaimingHandler` that claims the event itself (see
+    `InboxClaim`); the runtime commits what it left open when it returns True.
+    """
 
     event_type: str
-    handler: Handler
+    handler: Handler | ClaimingHandler
     name: str
+    claims_inbox: bool = False
 
 
 class PermanentEventError(Exception):
@@ -203,13 +250,21 @@ class ConsumerRuntime:
         outcome = "applied"
         try:
             async with self._uow_factory() as uow:
-                inserted = await uow.session.execute(
-                    self._inbox_insert, {"event_id": event.id, "consumer": durable, "event_type": event.type}
-                )
-                if inserted.first() is not None:
-                    await sub.handler(uow, event)
-                    await uow.commit()
+                if sub.claims_inbox:
+                    claim = InboxClaim(event_id=event.id, consumer=durable, event_type=event.type)
+                    applied = await cast(ClaimingHandler, sub.handler)(uow, event, claim)
+                    if applied and uow.session.in_transaction():
+                        await uow.commit()
                 else:
+                    inserted = await uow.session.execute(
+                        self._inbox_insert,
+                        {"event_id": event.id, "consumer": durable, "event_type": event.type},
+                    )
+                    applied = inserted.first() is not None
+                    if applied:
+                        await cast(Handler, sub.handler)(uow, event)
+                        await uow.commit()
+                if not applied:
                     outcome = "duplicate"
                     log.info("duplicate event ignored", consumer=durable, event_id=str(event.id))
             await msg.ack()

@@ -7,12 +7,27 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Text, bindparam, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import (
+    Row,
+    Text,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from yummi_orders.adapters.tables import basket_items, baskets, order_events, orders
+from yummi_common.db import UnitOfWork, outbox_cte
+from yummi_common.messaging.consumer import InboxClaim, inbox_claim_cte
+from yummi_orders.adapters.tables import basket_items, baskets, messaging, order_events, orders
 from yummi_orders.domain.basket import BasketItem
 from yummi_orders.domain.orders import Order, OrderEvent, OrderLine, OrderStatus
 
@@ -39,11 +54,12 @@ def order_from_row(row: Row[Any], events: Sequence[OrderEvent] = ()) -> Order:
 
 
 def _placed_order_statement() -> Any:
-    """INSERT the order and its `order.placed` history entry in one statement (built once, values bound).
+    """INSERT the order, its `order.placed` history entry and the outbox row of `orders.order.placed`, in one
+    statement (built once, values bound; the event's values are `UnitOfWork.outbox_params`).
 
-    An order whose (user_id, idempotency_key) is already taken inserts nothing (no history entry either) and
-    the statement returns no row; a concurrent insert of the same key waits for the first to commit or roll
-    back. Orders without a key (NULL) never conflict.
+    An order whose (user_id, idempotency_key) is already taken inserts nothing (no history entry, no event)
+    and the statement returns no row; a concurrent insert of the same key waits for the first to commit or
+    roll back. Orders without a key (NULL) never conflict.
     """
     created = (
         pg_insert(orders)
@@ -80,16 +96,28 @@ def _placed_order_statement() -> Any:
         .returning(order_events.c.order_id, order_events.c.created_at)
         .cte("logged")
     )
-    return select(created, logged.c.created_at.label("placed_at")).select_from(
-        created.join(logged, logged.c.order_id == created.c.id)
+    return (
+        select(created, logged.c.created_at.label("placed_at"))
+        .select_from(created.join(logged, logged.c.order_id == created.c.id))
+        .add_cte(outbox_cte(messaging.outbox, when=created))
     )
 
 
 def _queue_paid_statement() -> Any:
-    """Move a pending order to queued and append `order.queued`, in one statement (built once)."""
+    """Claim the `wallet.debited` event in the inbox and, when it is new, move the pending order to queued
+    and append `order.queued`, in one statement (built once; the claim's values are `InboxClaim.params`).
+
+    One row back: `claimed` (the event was new) and the moved order's id and total (NULL when the order was
+    missing or no longer pending; a concurrent transition holding the row makes this wait, then re-check).
+    """
+    claimed = inbox_claim_cte(messaging.inbox)
     moved = (
         update(orders)
-        .where(orders.c.id == bindparam("order_id"), orders.c.status == OrderStatus.PENDING_PAYMENT.value)
+        .where(
+            orders.c.id == bindparam("order_id"),
+            orders.c.status == OrderStatus.PENDING_PAYMENT.value,
+            exists(select(claimed.c.event_id)),
+        )
         .values(status=OrderStatus.QUEUED.value, updated_at=func.now())
         .returning(orders.c.id, orders.c.total_minor)
         .cte("moved")
@@ -108,7 +136,12 @@ def _queue_paid_statement() -> Any:
         .returning(order_events.c.id)
         .cte("logged")
     )
-    return select(moved.c.id, moved.c.total_minor).add_cte(logged)
+    new = exists(select(claimed.c.event_id)).label("claimed")
+    return (
+        select(new, moved.c.id, moved.c.total_minor)
+        .select_from(select(literal(1).label("one")).subquery("one").outerjoin(moved, true()))
+        .add_cte(logged)
+    )
 
 
 # Hot statements are built once: SQLAlchemy then reuses their cache key and compiled form on every call.
@@ -117,7 +150,7 @@ QUEUE_PAID = _queue_paid_statement()
 
 
 async def insert_placed_order(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     order_id: uuid.UUID,
     user_id: uuid.UUID,
@@ -127,44 +160,48 @@ async def insert_placed_order(
     currency: str,
     notes: str,
     event_payload: dict[str, Any],
+    placed: dict[str, Any],
+    alone: bool,
     idempotency_key: str | None = None,
     idempotency_fingerprint: str | None = None,
 ) -> tuple[Row[Any], OrderEvent] | None:
-    """Store a new order waiting for payment with its `order.placed` history entry, in one statement.
+    """Store a new order waiting for payment with its `order.placed` history entry and the event (`placed`:
+    `uow.outbox_params` of `orders.order.placed`), in one statement: committed on its own when `alone`,
+    else in the unit of work's transaction (the caller commits).
 
     None when the user already has an order with this idempotency key (nothing is written).
     """
-    row = (
-        await session.execute(
-            PLACED_ORDER,
-            {
-                "id": order_id,
-                "user_id": user_id,
-                "retailer": retailer,
-                "items": [line.to_json() for line in lines],
-                "total_minor": total_minor,
-                "currency": currency,
-                "notes": notes,
-                "event_payload": event_payload,
-                "idempotency_key": idempotency_key,
-                "idempotency_fingerprint": idempotency_fingerprint,
-            },
-        )
-    ).first()
-    if row is None:
+    params = {
+        "id": order_id,
+        "user_id": user_id,
+        "retailer": retailer,
+        "items": [line.to_json() for line in lines],
+        "total_minor": total_minor,
+        "currency": currency,
+        "notes": notes,
+        "event_payload": event_payload,
+        "idempotency_key": idempotency_key,
+        "idempotency_fingerprint": idempotency_fingerprint,
+        **placed,
+    }
+    if alone:
+        rows = await uow.execute_alone(PLACED_ORDER, params)
+    else:
+        rows = list((await uow.session.execute(PLACED_ORDER, params)).all())
+    if not rows:
         return None
+    row = rows[0]
     return row, OrderEvent(type="order.placed", payload=event_payload, created_at=row.placed_at)
 
 
 async def queue_paid_order(
-    session: AsyncSession, order_id: uuid.UUID, *, event_payload: dict[str, Any]
-) -> Row[Any] | None:
-    """Queue the order only while it is pending payment, appending `order.queued`, in one statement.
-
-    Returns the moved order's (id, total_minor), or None when the order is missing or no longer pending
-    (a concurrent transition holding the row makes this wait, then re-check the status).
-    """
-    return (await session.execute(QUEUE_PAID, {"order_id": order_id, "event_payload": event_payload})).first()
+    uow: UnitOfWork, order_id: uuid.UUID, *, claim: InboxClaim, event_payload: dict[str, Any]
+) -> Row[Any]:
+    """Claim the debit event and queue the order only while it is pending payment, appending `order.queued`,
+    as one statement committed on its own. The row: `claimed`, and `id`/`total_minor` of the moved order
+    (None when nothing moved)."""
+    params = {"order_id": order_id, "event_payload": event_payload, **claim.params()}
+    return (await uow.execute_alone(QUEUE_PAID, params))[0]
 
 
 async def add_event(

@@ -6,15 +6,19 @@ from typing import cast
 
 from yummi.events.v1 import events_pb2
 from yummi_common.db import UnitOfWork
-from yummi_common.messaging.consumer import Subscription
+from yummi_common.messaging.consumer import InboxClaim, Subscription
 from yummi_common.messaging.events import Event
 from yummi_orders.service_layer import erasure, saga
 
 
-async def on_wallet_debited(uow: UnitOfWork, event: Event) -> None:
+async def on_wallet_debited(uow: UnitOfWork, event: Event, claim: InboxClaim) -> bool:
     body = cast(events_pb2.WalletDebited, event.body)
-    await saga.record_wallet_debited(
-        uow=uow, order_id=body.order_id, transaction_id=body.transaction_id, amount_minor=body.amount_minor
+    return await saga.record_wallet_debited(
+        uow=uow,
+        claim=claim,
+        order_id=body.order_id,
+        transaction_id=body.transaction_id,
+        amount_minor=body.amount_minor,
     )
 
 
@@ -33,7 +37,12 @@ async def on_user_erased(uow: UnitOfWork, event: Event) -> None:
 def subscriptions() -> list[Subscription]:
     """What the orders service listens to (the consumer runtime commits each handler's unit of work)."""
     return [
-        Subscription(event_type="payments.wallet.debited", handler=on_wallet_debited, name="wallet-debited"),
+        Subscription(
+            event_type="payments.wallet.debited",
+            handler=on_wallet_debited,
+            name="wallet-debited",
+            claims_inbox=True,  # one statement claims the event and queues the order
+        ),
         Subscription(
             event_type="payments.wallet.debit_rejected",
             handler=on_wallet_debit_rejected,

@@ -64,12 +64,17 @@ async def place_order(
             return existing
         raise
     order = await create_order(
-        uow=uow, user_id=owner, retailer=request.retailer, lines=priced, notes=request.notes, keyed=keyed
+        uow=uow,
+        user_id=owner,
+        retailer=request.retailer,
+        lines=priced,
+        notes=request.notes,
+        keyed=keyed,
+        alone=True,
     )
     if order is None:  # only a keyed insert can conflict
         return await order_placed_before(uow, owner, keyed)
-    await uow.commit()
-    return order
+    return order  # committed by create_order
 
 
 async def create_order(
@@ -80,30 +85,16 @@ async def create_order(
     lines: Sequence[OrderLine],
     notes: str,
     keyed: IdempotencyKey | None = None,
+    alone: bool = False,
 ) -> Order | None:
-    """Insert a priced order, its `order.placed` history entry and the outbox event (the caller commits).
+    """Insert a priced order, its `order.placed` history entry and the outbox event in one statement: with
+    `alone` committed at once (the unit of work must not have done anything else), else the caller commits.
 
     None, with nothing written or emitted, when the user already has an order with this idempotency key.
     """
     order_id = uuid.uuid4()
     total = order_total(list(lines))
-    inserted = await repo.insert_placed_order(
-        uow.session,
-        order_id=order_id,
-        user_id=user_id,
-        retailer=retailer,
-        lines=lines,
-        total_minor=total,
-        currency=CURRENCY,
-        notes=notes,
-        event_payload={"total_minor": total, "currency": CURRENCY, "line_count": len(lines)},
-        idempotency_key=keyed.key if keyed is not None else None,
-        idempotency_fingerprint=keyed.fingerprint if keyed is not None else None,
-    )
-    if inserted is None:
-        return None
-    row, placed = inserted
-    uow.emit(
+    placed = uow.outbox_params(
         "orders.order.placed",
         events_pb2.OrderPlaced(
             order_id=str(order_id),
@@ -119,8 +110,26 @@ async def create_order(
             ],
         ),
     )
-    # The stored row and its one history entry are the whole order: no need to read it back after commit.
-    return repo.order_from_row(row, [placed])
+    inserted = await repo.insert_placed_order(
+        uow,
+        order_id=order_id,
+        user_id=user_id,
+        retailer=retailer,
+        lines=lines,
+        total_minor=total,
+        currency=CURRENCY,
+        notes=notes,
+        event_payload={"total_minor": total, "currency": CURRENCY, "line_count": len(lines)},
+        placed=placed,
+        alone=alone,
+        idempotency_key=keyed.key if keyed is not None else None,
+        idempotency_fingerprint=keyed.fingerprint if keyed is not None else None,
+    )
+    if inserted is None:
+        return None
+    row, placed_event = inserted
+    # The stored row and its one history entry are the whole order: no need to read it back.
+    return repo.order_from_row(row, [placed_event])
 
 
 async def reload_order(uow: UnitOfWork, order_id: uuid.UUID) -> Order:

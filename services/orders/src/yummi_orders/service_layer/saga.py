@@ -14,6 +14,7 @@ from typing import Any
 
 from yummi_common.db import UnitOfWork
 from yummi_common.logging import get_logger
+from yummi_common.messaging.consumer import InboxClaim
 from yummi_orders.adapters import repository as repo
 from yummi_orders.domain import orders as machine
 from yummi_orders.domain.orders import OrderStatus
@@ -46,28 +47,33 @@ async def _pending_order(uow: UnitOfWork, order_id: str, *, event_type: str) -> 
 
 
 async def record_wallet_debited(
-    *, uow: UnitOfWork, order_id: str, transaction_id: str = "", amount_minor: int = 0
+    *, uow: UnitOfWork, claim: InboxClaim, order_id: str, transaction_id: str = "", amount_minor: int = 0
 ) -> bool:
-    """Queue a pending order whose total was debited; False when the event changed nothing.
+    """Apply `payments.wallet.debited` once: queue the pending order whose total was debited.
 
-    One statement moves the order only while it is pending payment and appends `order.queued`; when it
-    moves nothing, the order is read (rare) to log why.
+    One statement, committed on its own, claims the event in the inbox (`claim`) and, only when it is new,
+    moves the order while it is pending payment and appends `order.queued`; when it moves nothing, the order
+    is read (rare) to log why. Returns whether the event was new to this consumer.
     """
     try:
         oid = uuid.UUID(order_id)
     except ValueError:
         log.error("payment event names no valid order", event_type=DEBITED, order_id=order_id[:64])
-        return False
+        return True  # nothing to apply, ever
     machine.transition(
         OrderStatus.PENDING_PAYMENT, OrderStatus.QUEUED
     )  # the move repo.queue_paid_order makes
     moved = await repo.queue_paid_order(
-        uow.session, oid, event_payload={"transaction_id": transaction_id, "amount_minor": amount_minor}
+        uow,
+        oid,
+        claim=claim,
+        event_payload={"transaction_id": transaction_id, "amount_minor": amount_minor},
     )
-    if moved is None:
-        await _pending_order(uow, order_id, event_type=DEBITED)  # logs why nothing moved
+    if not moved.claimed:
         return False
-    if amount_minor != moved.total_minor:
+    if moved.id is None:
+        await _pending_order(uow, order_id, event_type=DEBITED)  # logs why nothing moved
+    elif amount_minor != moved.total_minor:
         log.error(
             "debit amount differs from the order total",
             order_id=order_id,
