@@ -16,12 +16,12 @@ from typing import Any
 
 import nats
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, text, update
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import UUID
 
 from yummi.events.v1 import events_pb2
 from yummi_common.db import UnitOfWork
-from yummi_common.messaging.consumer import Subscription
+from yummi_common.messaging.consumer import InboxClaim, Subscription, inbox_claim_cte
 from yummi_common.messaging.events import Event
 from yummi_common.messaging.nats import connect_nats
 from yummi_common.messaging.relay import OutboxRelay
@@ -86,8 +86,48 @@ class Harness:
                 await conn.execute(table.delete())
         if with_consumer:
             self.runtime.start_consumers(
-                [Subscription(event_type="payments.payment.credited", handler=self.apply, name="effects")]
+                [
+                    Subscription(event_type="payments.payment.credited", handler=self.apply, name="effects"),
+                    Subscription(
+                        event_type="payments.wallet.refunded",
+                        handler=self.claim_and_apply,
+                        name="claimed-effects",
+                        claims_inbox=True,
+                    ),
+                ]
             )
+
+    async def claim_and_apply(self, uow: UnitOfWork, event: Event, claim: InboxClaim) -> bool:
+        """The whole effect in one statement of its own: the inbox claim and the effect row."""
+        body = event.body
+        assert isinstance(body, events_pb2.WalletRefunded)
+        amount: int | None = body.amount_minor
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            amount = (
+                None  # the effect's INSERT fails (NOT NULL) after the claim's INSERT in the same statement
+            )
+        claimed = inbox_claim_cte(self.tables.inbox)
+        applied = (
+            insert(self.effects)
+            .from_select(
+                ["event_id", "amount"], select(claimed.c.event_id, bindparam("amount", type_=Integer))
+            )
+            .returning(self.effects.c.event_id)
+            .cte("applied")
+        )
+        statement = select(exists(select(claimed.c.event_id)).label("claimed")).add_cte(applied)
+        rows = await uow.execute_alone(statement, {"amount": amount, **claim.params()})
+        return bool(rows[0].claimed)
+
+    async def emit_refund(self, amount: int) -> uuid.UUID:
+        async with self.runtime.uow() as uow:
+            eid = uow.emit(
+                "payments.wallet.refunded",
+                events_pb2.WalletRefunded(order_id=str(uuid.uuid4()), amount_minor=amount, currency="ZAR"),
+            )
+            await uow.commit()
+        return eid
 
     async def apply(self, uow: UnitOfWork, event: Event) -> None:
         if self.failures_left > 0:
@@ -198,6 +238,48 @@ async def test_failing_handler_is_retried_until_it_applies_once(harness: Harness
     await asyncio.sleep(0.5)
     assert await harness.effect_count(eid) == 1
     assert harness.failures_left == 0
+
+
+async def test_a_handler_claiming_its_own_inbox_applies_each_event_once(harness: Harness) -> None:
+    eid = await harness.emit_refund(300)
+    await _wait_for(lambda: _eq(harness.effect_count(eid), 1))
+    async with harness.runtime.engine.connect() as conn:
+        row = (
+            await conn.execute(select(harness.tables.outbox).where(harness.tables.outbox.c.id == eid))
+        ).one()
+    assert harness.runtime.js is not None
+    for _ in range(2):  # redelivered outside JetStream's dedupe window: only the inbox stops it
+        await harness.runtime.js.publish(
+            f"{harness.settings.nats_subject_prefix}.payments.wallet.refunded",
+            row.payload,
+            headers={
+                "Nats-Msg-Id": uuid.uuid4().hex,
+                "ce-id": str(eid),
+                "ce-type": "payments.wallet.refunded",
+            },
+        )
+    await asyncio.sleep(0.8)
+    assert await harness.effect_count(eid) == 1
+
+
+async def test_a_failed_statement_of_a_claiming_handler_leaves_no_claim_and_is_retried(
+    harness: Harness,
+) -> None:
+    harness.failures_left = 2  # twice the statement fails after its claim INSERT ran
+    eid = await harness.emit_refund(400)
+    await _wait_for(lambda: _eq(harness.effect_count(eid), 1), within=15)
+    await asyncio.sleep(0.5)
+    assert await harness.effect_count(eid) == 1
+    assert harness.failures_left == 0
+    async with harness.runtime.engine.connect() as conn:
+        claims = (
+            await conn.execute(
+                select(func.count())
+                .select_from(harness.tables.inbox)
+                .where(harness.tables.inbox.c.event_id == eid)
+            )
+        ).scalar_one()
+    assert claims == 1
 
 
 async def test_undecodable_event_is_dead_lettered_not_retried_forever(harness: Harness) -> None:

@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 
 from yummi.events.v1 import events_pb2 as ev
 from yummi_common.db import UnitOfWork
-from yummi_common.messaging.consumer import Subscription
+from yummi_common.messaging.consumer import InboxClaim, Subscription
 from yummi_common.messaging.events import Event
 from yummi_common.service import Runtime
 from yummi_payments.service_layer import privacy, wallet
@@ -31,11 +31,12 @@ def _id(value: str, what: str) -> uuid.UUID:
         raise ValueError(f"event carries a malformed {what}: {value!r}") from exc
 
 
-async def on_order_placed(uow: UnitOfWork, event: Event) -> None:
-    """Debit the wallet for a placed order (or refuse it)."""
+async def on_order_placed(uow: UnitOfWork, event: Event, claim: InboxClaim) -> bool:
+    """Debit the wallet for a placed order (or refuse it), claiming the event in the inbox itself."""
     body = event_body(event, ev.OrderPlaced)
-    await wallet.debit_for_order(
+    return await wallet.debit_for_order(
         uow=uow,
+        claim=claim,
         order_id=_id(body.order_id, "order_id"),
         user_id=_id(body.user_id, "user_id"),
         amount_minor=body.total_minor,
@@ -83,7 +84,12 @@ async def on_user_erased(uow: UnitOfWork, event: Event) -> None:
 
 def subscriptions(_runtime: Runtime) -> list[Subscription]:
     return [
-        Subscription(event_type="orders.order.placed", handler=on_order_placed, name="wallet-debit"),
+        Subscription(
+            event_type="orders.order.placed",
+            handler=on_order_placed,
+            name="wallet-debit",
+            claims_inbox=True,  # the claim and the wallet's lock are one statement
+        ),
         Subscription(
             event_type="orders.order.cancelled", handler=on_order_cancelled, name="wallet-refund-cancelled"
         ),

@@ -7,17 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yummi.events.v1 import events_pb2 as ev
-from yummi_common.db import UnitOfWork
+from yummi_common.db import UnitOfWork, outbox_cte
 from yummi_common.errors import Conflict, InvalidArgument, NotFound
 from yummi_common.logging import get_logger
+from yummi_common.messaging.consumer import InboxClaim, inbox_claim_cte
 from yummi_common.pagination import decode_cursor, encode_cursor
 from yummi_common.timeutil import utcnow
-from yummi_payments.adapters.tables import chargebacks, order_charges, payments, wallet_transactions, wallets
+from yummi_payments.adapters.tables import (
+    chargebacks,
+    messaging,
+    order_charges,
+    payments,
+    wallet_transactions,
+    wallets,
+)
 from yummi_payments.domain import ledger
 from yummi_payments.domain.ledger import DebitRejection, OrderChargeStatus, Posting, WalletState
 from yummi_payments.domain.payment import PaymentStatus
@@ -142,22 +150,41 @@ def _balance_update(user_id: uuid.UUID, posting: Posting) -> Any:
 def _order_debit_statement() -> Any:
     """The debit's ledger entry, balance move and `debited` charge row as one statement (built once).
 
-    The same writes as `post_entry` plus the charge INSERT, chained on the entry id the first one returns
-    (bound names differ from the wallet's column names, which an UPDATE would take as values to SET):
-    when the ledger already holds this debit (its cause key) nothing is written and no row comes back.
+    The same writes as `post_entry` plus the charge INSERT and the outbox row of `payments.wallet.debited`
+    (`UnitOfWork.outbox_params`), chained on the entry id the first one returns (bound names differ from the
+    wallet's column names, which an UPDATE would take as values to SET). When the order already has a charge
+    row (the wallet decided about it before, or it was closed first) or the ledger already holds this debit
+    (its cause key), nothing is written and no row comes back. Run it holding the wallet's lock, taken by an
+    earlier statement: this statement's snapshot then sees every charge committed before the lock was had.
     """
+    entry = select(
+        bindparam("entry_id", type_=wallet_transactions.c.id.type),
+        bindparam("owner", type_=wallet_transactions.c.user_id.type),
+        bindparam("posting_minor", type_=wallet_transactions.c.amount_minor.type),
+        bindparam("balance_after_minor", type_=wallet_transactions.c.balance_after_minor.type),
+        bindparam("entry_type", type_=wallet_transactions.c.entry_type.type),
+        bindparam("cause_key", type_=wallet_transactions.c.cause_key.type),
+        bindparam("order_id", type_=wallet_transactions.c.order_id.type),
+        bindparam("note", type_=wallet_transactions.c.note.type),
+        bindparam("now", type_=wallet_transactions.c.created_at.type),
+    ).where(
+        ~exists(select(order_charges.c.order_id).where(order_charges.c.order_id == bindparam("order_id")))
+    )
     posted = (
         pg_insert(wallet_transactions)
-        .values(
-            id=bindparam("entry_id"),
-            user_id=bindparam("owner"),
-            amount_minor=bindparam("posting_minor"),
-            balance_after_minor=bindparam("balance_after_minor"),
-            entry_type=bindparam("entry_type"),
-            cause_key=bindparam("cause_key"),
-            order_id=bindparam("order_id"),
-            note=bindparam("note"),
-            created_at=bindparam("now"),
+        .from_select(
+            [
+                "id",
+                "user_id",
+                "amount_minor",
+                "balance_after_minor",
+                "entry_type",
+                "cause_key",
+                "order_id",
+                "note",
+                "created_at",
+            ],
+            entry,
         )
         .on_conflict_do_nothing(index_elements=[wallet_transactions.c.cause_key])
         .returning(wallet_transactions.c.id)
@@ -193,7 +220,26 @@ def _order_debit_statement() -> Any:
         .returning(order_charges.c.order_id)
         .cte("charged")
     )
-    return select(posted.c.id).add_cte(moved, charged)
+    return select(posted.c.id).add_cte(moved, charged, outbox_cte(messaging.outbox, when=posted))
+
+
+def _claim_and_lock_statement() -> Any:
+    """Claim the `order.placed` event in the inbox and, when it is new, lock the buyer's wallet row, in one
+    statement (`InboxClaim.params` and `user_id`): one row back, `claimed` and the wallet's columns (NULL
+    when the event was seen before or the user has no wallet yet)."""
+    claimed = inbox_claim_cte(messaging.inbox)
+    locked = (
+        select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency)
+        .where(wallets.c.user_id == bindparam("user_id"), exists(select(claimed.c.event_id)))
+        .with_for_update()
+        .cte("locked")
+    )
+    return select(
+        exists(select(claimed.c.event_id)).label("claimed"),
+        locked.c.balance_minor,
+        locked.c.debits_blocked,
+        locked.c.currency,
+    ).select_from(select(literal(1).label("one")).subquery("one").outerjoin(locked, true()))
 
 
 # The debit's statements are built once: SQLAlchemy reuses their cache key and compiled form on every call.
@@ -202,12 +248,13 @@ LOCK_WALLET = (
     .where(wallets.c.user_id == bindparam("user_id"))
     .with_for_update()
 )
+CLAIM_AND_LOCK_WALLET = _claim_and_lock_statement()
 CHARGE_STATUS = select(order_charges.c.status).where(order_charges.c.order_id == bindparam("order_id"))
 ORDER_DEBIT = _order_debit_statement()
 
 
 async def post_order_debit(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     order_id: uuid.UUID,
     user_id: uuid.UUID,
@@ -215,14 +262,26 @@ async def post_order_debit(
     amount_minor: int,
     currency: str,
 ) -> uuid.UUID | None:
-    """Post an order's debit, move the balance and store its `debited` charge row, in one statement.
+    """Post an order's debit, move the balance, store its `debited` charge row and write the
+    `payments.wallet.debited` event, in one statement (the wallet's row must be locked already).
 
-    None (and nothing written) when the ledger already holds this debit.
+    None (and nothing written) when the order already has a charge row or the ledger holds this debit.
     """
     entry_id = uuid.uuid4()
     cause_key = ledger.debit_cause(order_id)
+    debited = uow.outbox_params(
+        "payments.wallet.debited",
+        ev.WalletDebited(
+            order_id=str(order_id),
+            user_id=str(user_id),
+            amount_minor=amount_minor,
+            currency=currency,
+            transaction_id=str(entry_id),
+            balance_minor=posting.wallet.balance_minor,
+        ),
+    )
     posted_id = (
-        await session.execute(
+        await uow.session.execute(
             ORDER_DEBIT,
             {
                 "entry_id": entry_id,
@@ -237,11 +296,12 @@ async def post_order_debit(
                 "blocked": posting.wallet.debits_blocked,
                 "amount_minor": amount_minor,
                 "charge_currency": currency,
+                **debited,
             },
         )
     ).scalar()
     if posted_id is None:
-        log.info("ledger cause already posted", cause_key=cause_key)
+        log.info("order already handled by the wallet", order_id=str(order_id), cause_key=cause_key)
         return None
     return entry_id
 
@@ -273,17 +333,36 @@ def _charge_row(
 
 
 async def debit_for_order(
-    *, uow: UnitOfWork, order_id: uuid.UUID, user_id: uuid.UUID, amount_minor: int, currency: str
-) -> OrderChargeStatus | None:
-    """Pay for a placed order from the wallet, or refuse it; an order seen before or closed is left alone."""
+    *,
+    uow: UnitOfWork,
+    claim: InboxClaim,
+    order_id: uuid.UUID,
+    user_id: uuid.UUID,
+    amount_minor: int,
+    currency: str,
+) -> bool:
+    """Pay for a placed order from the wallet, or refuse it; an order seen before or closed is left alone.
+
+    Applies `orders.order.placed` once: the first statement claims the event in the inbox (`claim`) and locks
+    the wallet, the second posts the debit with its event. Returns whether the event was new (the caller
+    commits then).
+    """
     session = uow.session
-    wallet = await lock_wallet(session, user_id)
-    existing = (await session.execute(CHARGE_STATUS, {"order_id": order_id})).first()
-    if existing is not None:
-        log.info("order already handled by the wallet", order_id=str(order_id), status=existing.status)
-        return None
+    locked = (await session.execute(CLAIM_AND_LOCK_WALLET, {"user_id": user_id, **claim.params()})).one()
+    if not locked.claimed:
+        return False
+    if locked.balance_minor is None:  # the user's first posting: create the wallet, then lock it
+        wallet = await lock_wallet(session, user_id)
+    else:
+        wallet = WalletState(
+            balance_minor=locked.balance_minor, debits_blocked=locked.debits_blocked, currency=locked.currency
+        )
     decision = ledger.decide_debit(wallet, amount_minor=amount_minor, currency=currency)
     if isinstance(decision, DebitRejection):
+        existing = (await session.execute(CHARGE_STATUS, {"order_id": order_id})).first()
+        if existing is not None:
+            log.info("order already handled by the wallet", order_id=str(order_id), status=existing.status)
+            return True
         await session.execute(
             _charge_row(
                 order_id=order_id,
@@ -306,30 +385,18 @@ async def debit_for_order(
             ),
         )
         log.info("order debit rejected", order_id=str(order_id), reason=decision.value)
-        return OrderChargeStatus.REJECTED
+        return True
     entry_id = await post_order_debit(
-        session,
+        uow,
         order_id=order_id,
         user_id=user_id,
         posting=decision,
         amount_minor=amount_minor,
         currency=currency,
     )
-    if entry_id is None:  # the ledger already holds this debit: nothing more to do
-        return None
-    uow.emit(
-        "payments.wallet.debited",
-        ev.WalletDebited(
-            order_id=str(order_id),
-            user_id=str(user_id),
-            amount_minor=amount_minor,
-            currency=currency,
-            transaction_id=str(entry_id),
-            balance_minor=decision.wallet.balance_minor,
-        ),
-    )
-    log.info("order debited", order_id=str(order_id), amount_minor=amount_minor)
-    return OrderChargeStatus.DEBITED
+    if entry_id is not None:
+        log.info("order debited", order_id=str(order_id), amount_minor=amount_minor)
+    return True
 
 
 async def refund_for_order(
