@@ -29,7 +29,13 @@ import asyncpg
 from google.protobuf.message import Message
 from sqlalchemy import CTE, Executable, Row, Table, bindparam, event, exists, insert, literal, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from yummi_common.context import current_request_id
 from yummi_common.errors import YummiError
@@ -180,6 +186,15 @@ async def read_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connecti
             raise
 
 
+@contextlib.asynccontextmanager
+async def autocommit_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection on which every statement is a transaction of its own: no BEGIN, COMMIT or
+    ROLLBACK round trips. For single statements (one snapshot each), such as a read that must be consistent
+    in itself, or `UnitOfWork.execute_alone`."""
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
@@ -292,8 +307,7 @@ class UnitOfWork:
         bind = self.session.bind
         if not isinstance(bind, AsyncEngine):  # pragma: no cover - the factory is always bound to an engine
             raise RuntimeError("the unit of work's session is not bound to an engine")
-        async with bind.connect() as connection:
-            alone = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit_connection(bind) as alone:
             _note_commit()  # from here the outcome of a lost connection is unknown
             rows = (await alone.execute(statement, params)).all()
         if self._wrote_events:

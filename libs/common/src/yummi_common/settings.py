@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     nats_subject_prefix: str = "yummi.events"
     # Events a process handles side by side, over all its consumers (each its own transaction + inbox row,
     # holding a pooled connection: keep it below DB_POOL_SIZE + DB_MAX_OVERFLOW).
-    consumer_concurrency: int = Field(default=4, ge=1, le=256)
+    consumer_concurrency: int = Field(default=8, ge=1, le=256)
 
     catalog_grpc_addr: str = "127.0.0.1:50051"
     orders_grpc_addr: str = "127.0.0.1:50052"

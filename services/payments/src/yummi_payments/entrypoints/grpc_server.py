@@ -7,6 +7,7 @@ import grpc
 from yummi.common.v1 import common_pb2
 from yummi.payments.v1 import payments_pb2 as pb
 from yummi.payments.v1 import payments_pb2_grpc
+from yummi_common.db import autocommit_connection
 from yummi_common.errors import YummiError
 from yummi_common.logging import get_logger
 from yummi_common.service import Runtime
@@ -106,9 +107,9 @@ class PaymentsServicer(payments_pb2_grpc.PaymentsServiceServicer):
         )
 
     async def GetWallet(self, request: pb.WalletRequest, context: grpc.aio.ServicerContext) -> pb.Wallet:
-        async with self._runtime.uow() as uow:
+        async with autocommit_connection(self._runtime.engine) as connection:  # one statement, one snapshot
             view = await wallet.get_wallet(
-                session=uow.session, user_id=request.user_id, limit=request.limit, cursor=request.cursor
+                session=connection, user_id=request.user_id, limit=request.limit, cursor=request.cursor
             )
         return wallet_message(view)
 

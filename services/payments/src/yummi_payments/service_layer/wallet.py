@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, insert, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from yummi.events.v1 import events_pb2 as ev
 from yummi_common.db import UnitOfWork, outbox_cte
@@ -566,22 +566,21 @@ async def charge_back(*, uow: UnitOfWork, reference: str, admin_id: str, reason:
 # --- reading -------------------------------------------------------------------------------------------
 
 
-async def get_wallet(*, session: AsyncSession, user_id: str, limit: int = 0, cursor: str = "") -> WalletView:
-    """The caller's balance, debit block and ledger newest first (a user with no wallet has R0.00)."""
+async def get_wallet(
+    *, session: AsyncSession | AsyncConnection, user_id: str, limit: int = 0, cursor: str = ""
+) -> WalletView:
+    """The caller's balance, debit block and ledger newest first (a user with no wallet has R0.00).
+
+    One statement (the wallet row beside a page of its ledger), so balance and entries come from one
+    snapshot even on a connection outside a transaction.
+    """
     uid = parse_id(user_id, "user_id")
     if limit < 0 or limit > MAX_PAGE:
         raise InvalidArgument(
             "limit is out of range", errors=[{"field": "limit", "message": f"1..{MAX_PAGE}"}]
         )
     page = limit or DEFAULT_PAGE
-    row = (
-        await session.execute(
-            select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency).where(
-                wallets.c.user_id == uid
-            )
-        )
-    ).first()
-    query = select(
+    ledger_page = select(
         wallet_transactions.c.id,
         wallet_transactions.c.amount_minor,
         wallet_transactions.c.entry_type,
@@ -590,28 +589,42 @@ async def get_wallet(*, session: AsyncSession, user_id: str, limit: int = 0, cur
     ).where(wallet_transactions.c.user_id == uid)
     if cursor:
         created_at, entry_id = _decode_ledger_cursor(cursor)
-        query = query.where(
+        ledger_page = ledger_page.where(
             or_(
                 wallet_transactions.c.created_at < created_at,
                 and_(wallet_transactions.c.created_at == created_at, wallet_transactions.c.id < entry_id),
             )
         )
+    entries_q = (
+        ledger_page.order_by(wallet_transactions.c.created_at.desc(), wallet_transactions.c.id.desc())
+        .limit(page + 1)
+        .lateral("entries")
+    )
+    wallet_q = (
+        select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency)
+        .where(wallets.c.user_id == uid)
+        .subquery("wallet")
+    )
+    one = select(literal(1).label("one")).subquery("one")
     rows = (
         await session.execute(
-            query.order_by(wallet_transactions.c.created_at.desc(), wallet_transactions.c.id.desc()).limit(
-                page + 1
-            )
+            select(wallet_q, entries_q)
+            .select_from(one.outerjoin(wallet_q, true()).outerjoin(entries_q, true()))
+            .order_by(entries_q.c.created_at.desc(), entries_q.c.id.desc())
         )
     ).all()
-    entries = [LedgerEntry(r.id, r.amount_minor, r.entry_type, r.note, r.created_at) for r in rows[:page]]
+    row = rows[0]  # always one row at least (the wallet's columns NULL when there is none)
+    found = [r for r in rows if r.id is not None]
+    entries = [LedgerEntry(r.id, r.amount_minor, r.entry_type, r.note, r.created_at) for r in found[:page]]
     next_cursor = None
-    if len(rows) > page:
+    if len(found) > page:
         last = entries[-1]
         next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+    has_wallet = row.balance_minor is not None
     return WalletView(
-        balance_minor=row.balance_minor if row else 0,
-        currency=row.currency if row else ledger.CURRENCY,
-        debits_blocked=row.debits_blocked if row else False,
+        balance_minor=row.balance_minor if has_wallet else 0,
+        currency=row.currency if has_wallet else ledger.CURRENCY,
+        debits_blocked=row.debits_blocked if has_wallet else False,
         transactions=entries,
         next_cursor=next_cursor,
     )
