@@ -241,9 +241,9 @@ class UnitOfWork:
 
     def emit(self, event_type: str, body: Message, *, event_id: uuid.UUID | None = None) -> uuid.UUID:
         """Queue an event for the outbox; it is written in this transaction and published after commit."""
-        row = self._outbox_row(event_type, body, event_id)
-        self._pending_events.append(row)
-        return row["id"]
+        eid = event_id or uuid.uuid4()
+        self._pending_events.append(self._outbox_row(event_type, body, eid))
+        return eid
 
     def outbox_params(
         self, event_type: str, body: Message, *, event_id: uuid.UUID | None = None
@@ -253,7 +253,7 @@ class UnitOfWork:
         The statement decides whether the row is written (see `outbox_cte`); the relay is woken after this
         unit of work commits (or after `execute_alone`) either way.
         """
-        row = self._outbox_row(event_type, body, event_id)
+        row = self._outbox_row(event_type, body, event_id or uuid.uuid4())
         self._wrote_events = True
         return {
             "outbox_id": row["id"],
@@ -262,7 +262,7 @@ class UnitOfWork:
             "outbox_headers": row["headers"],
         }
 
-    def _outbox_row(self, event_type: str, body: Message, event_id: uuid.UUID | None) -> dict[str, Any]:
+    def _outbox_row(self, event_type: str, body: Message, event_id: uuid.UUID) -> dict[str, Any]:
         from yummi_common.messaging.events import check_event_body
 
         check_event_body(event_type, body)
@@ -270,7 +270,7 @@ class UnitOfWork:
         # The producing span's context: the relay and the consumers continue this trace.
         inject(headers)
         return {
-            "id": event_id or uuid.uuid4(),
+            "id": event_id,
             "event_type": event_type,
             "payload": body.SerializeToString(),
             "headers": headers,
