@@ -211,20 +211,22 @@ class UnitOfWork:
         *,
         outbox: Table,
         source: str,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._outbox = outbox
         self._source = source
         self._on_commit = on_commit
         self._pending_events: list[dict[str, Any]] = []
-        self._wrote_events = False  # by a statement of its own (outbox_params)
+        self._written: list[dict[str, Any]] = []  # outbox rows a statement of its own wrote (event_written)
+        self._committed_alone = False  # execute_alone ran: this unit of work is committed
         self.session: AsyncSession
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._session_factory()
         self._pending_events = []
-        self._wrote_events = False
+        self._written = []
+        self._committed_alone = False
         return self
 
     async def __aexit__(
@@ -250,11 +252,11 @@ class UnitOfWork:
     ) -> dict[str, Any]:
         """The bound values of an `outbox_cte` for this event: for a statement that writes its own event.
 
-        The statement decides whether the row is written (see `outbox_cte`); the relay is woken after this
-        unit of work commits (or after `execute_alone`) either way.
+        The statement decides whether the row is written (see `outbox_cte`); when it was, say so with
+        `event_written(params)` so this process publishes it right after the commit. Rows never announced
+        are published all the same, later, by a relay's claim.
         """
         row = self._outbox_row(event_type, body, event_id or uuid.uuid4())
-        self._wrote_events = True
         return {
             "outbox_id": row["id"],
             "outbox_event_type": row["event_type"],
@@ -276,23 +278,41 @@ class UnitOfWork:
             "headers": headers,
         }
 
+    def event_written(self, params: dict[str, Any]) -> None:
+        """The statement bound with these `outbox_params` wrote its outbox row: publish it once committed
+        (at once when `execute_alone` already committed it)."""
+        row = {
+            "id": params["outbox_id"],
+            "event_type": params["outbox_event_type"],
+            "payload": params["outbox_payload"],
+            "headers": params["outbox_headers"],
+        }
+        if self._committed_alone:
+            self._announce([row])
+        else:
+            self._written.append(row)
+
+    def _announce(self, rows: list[dict[str, Any]]) -> None:
+        if rows and self._on_commit is not None:
+            self._on_commit(rows)
+
     async def flush_events(self) -> None:
         if self._pending_events:
             await self.session.execute(insert(self._outbox), self._pending_events)
+            self._written.extend(self._pending_events)
             self._pending_events = []
 
     async def commit(self) -> None:
-        had_events = bool(self._pending_events) or self._wrote_events
+        """Commit; the events it wrote are then handed to the process's relay to publish at once."""
         await self.flush_events()
         _note_commit()
         await self.session.commit()
-        self._wrote_events = False
-        if had_events and self._on_commit is not None:
-            self._on_commit()
+        committed, self._written = self._written, []
+        self._announce(committed)
 
     async def rollback(self) -> None:
         self._pending_events = []
-        self._wrote_events = False
+        self._written = []
         await self.session.rollback()
 
     async def execute_alone(self, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
@@ -300,7 +320,8 @@ class UnitOfWork:
 
         For a unit of work whose whole effect is that statement (data-modifying CTEs, an `outbox_cte` for its
         event): no BEGIN and no COMMIT travel, the statement commits when it succeeds or changes nothing when
-        it fails. Only before anything else ran in this unit of work (nothing pending, no transaction).
+        it fails. Only before anything else ran in this unit of work (nothing pending, no transaction). An
+        event the statement wrote is published once the caller says so (`event_written`).
         """
         if self._pending_events or self.session.in_transaction():
             raise RuntimeError("execute_alone must be the unit of work's only statement")
@@ -310,10 +331,7 @@ class UnitOfWork:
         async with autocommit_connection(bind) as alone:
             _note_commit()  # from here the outcome of a lost connection is unknown
             rows = (await alone.execute(statement, params)).all()
-        if self._wrote_events:
-            self._wrote_events = False
-            if self._on_commit is not None:
-                self._on_commit()
+        self._committed_alone = True
         return list(rows)
 
 

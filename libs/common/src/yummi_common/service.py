@@ -130,7 +130,8 @@ class Runtime:
         self.tasks.append(asyncio.create_task(consumers.run(self.stop_event), name="consumers"))
 
     def uow(self) -> UnitOfWork:
-        """A new unit of work on this service's database, whose events wake the relay on commit."""
+        """A new unit of work on this service's database, whose events this process's relay publishes as soon
+        as they are committed."""
         return UnitOfWork(
             self.session_factory,
             outbox=self.tables.outbox,
@@ -138,9 +139,9 @@ class Runtime:
             on_commit=self._committed if self.relay or self.after_commit else None,
         )
 
-    def _committed(self) -> None:
+    def _committed(self, rows: list[dict[str, Any]]) -> None:
         if self.relay is not None:
-            self.relay.kick()
+            self.relay.publish_now(rows)
         for callback in self.after_commit:
             callback()
 

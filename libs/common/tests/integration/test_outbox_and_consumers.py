@@ -381,6 +381,97 @@ async def test_two_relays_on_one_outbox_publish_and_apply_each_event_once(harnes
         assert await harness.effect_count(eid) == 1
 
 
+def _stop_runtime_relay(harness: Harness) -> None:
+    for task in harness.runtime.tasks:
+        if task.get_name() == "outbox-relay":
+            task.cancel()
+
+
+async def _run_relay(
+    harness: Harness, **kwargs: Any
+) -> tuple[RecordingRelay, asyncio.Event, asyncio.Task[None]]:
+    assert harness.runtime.js is not None
+    relay = RecordingRelay(
+        engine=harness.runtime.engine,
+        tables=harness.tables,
+        js=harness.runtime.js,
+        settings=harness.settings,
+        service="commontest",
+        **kwargs,
+    )
+    stop = asyncio.Event()
+    return relay, stop, asyncio.create_task(relay.run(stop))
+
+
+async def _attempts(harness: Harness, event_id: uuid.UUID) -> int:
+    outbox = harness.tables.outbox
+    async with harness.runtime.engine.connect() as conn:
+        return int(
+            (await conn.execute(select(outbox.c.attempts).where(outbox.c.id == event_id))).scalar_one()
+        )
+
+
+async def test_a_committed_event_is_published_by_its_process_at_once_without_a_claim(
+    harness: Harness,
+) -> None:
+    _stop_runtime_relay(harness)
+    relay, stop, task = await _run_relay(harness, claim_after=600.0)  # the claim would not take it for 10 min
+    harness.runtime.relay = relay  # what the runtime's units of work hand their committed rows to
+    try:
+        eid = await harness.emit(250)
+        await _wait_for(lambda: _eq(harness.effect_count(eid), 1), within=5)
+        await _wait_for(lambda: _eq(harness.unpublished(), 0), within=5)
+    finally:
+        stop.set()
+        relay.kick()
+        await asyncio.gather(task, return_exceptions=True)
+    assert relay.sent == [eid]
+    assert await _attempts(harness, eid) == 1
+
+
+async def test_an_event_its_process_never_published_is_claimed_once_it_is_due(harness: Harness) -> None:
+    _stop_runtime_relay(harness)
+    harness.runtime.relay = None  # the process "dies" between its commit and its publish
+    eid = await harness.emit(350)
+    await asyncio.sleep(0.5)
+    assert await harness.unpublished() == 1
+    relay, stop, task = await _run_relay(harness, claim_after=1.0, poll_interval=0.2)
+    try:
+        await _wait_for(lambda: _eq(harness.effect_count(eid), 1), within=10)
+        await _wait_for(lambda: _eq(harness.unpublished(), 0), within=5)
+    finally:
+        stop.set()
+        relay.kick()
+        await asyncio.gather(task, return_exceptions=True)
+    assert relay.sent == [eid]
+    await asyncio.sleep(0.3)
+    assert await harness.effect_count(eid) == 1
+
+
+async def test_an_event_sent_by_both_paths_reaches_the_stream_once(harness: Harness) -> None:
+    _stop_runtime_relay(harness)
+    relay, stop, task = await _run_relay(harness, claim_after=0.0, poll_interval=0.05)
+    harness.runtime.relay = None
+    try:
+        eid = await harness.emit(450)
+        async with harness.runtime.engine.connect() as conn:
+            row = (
+                await conn.execute(select(harness.tables.outbox).where(harness.tables.outbox.c.id == eid))
+            ).one()
+        # The claim takes it within 50 ms, and this process hands it over as well (a slow ack, say).
+        relay.publish_now([{"id": eid, "event_type": row.event_type, "payload": row.payload, "headers": {}}])
+        await _wait_for(lambda: _eq(harness.effect_count(eid), 1), within=5)
+        await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        relay.kick()
+        await asyncio.gather(task, return_exceptions=True)
+    assert await harness.effect_count(eid) == 1
+    assert harness.runtime.js is not None
+    info = await harness.runtime.js.stream_info(harness.settings.nats_stream)
+    assert info.state.messages == 1  # JetStream kept one copy (Nats-Msg-Id)
+
+
 async def _eq(awaitable: object, expected: int) -> bool:
     return await awaitable == expected  # type: ignore[misc]
 

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
-from sqlalchemy import any_, bindparam, func, select, update
+from sqlalchemy import any_, bindparam, func, literal, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from yummi_common import metrics, telemetry
+from yummi_common.db import autocommit_connection
 from yummi_common.logging import get_logger
 from yummi_common.messaging.events import subject_for
 from yummi_common.messaging.tables import MessagingTables
@@ -22,9 +26,31 @@ from yummi_common.timeutil import utcnow
 
 log = get_logger(__name__)
 
+MAX_COMMITTED = 10_000  # committed rows waiting for the relay's next turn (more are left to the claim)
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """An outbox row a unit of work of this process just committed, shaped like a claimed row."""
+
+    id: uuid.UUID
+    event_type: str
+    payload: bytes
+    headers: dict[str, Any]
+    created_at: datetime
+
 
 class OutboxRelay:
-    """Publishes unpublished outbox rows in commit order; safe with several relays (rows are claimed)."""
+    """Publishes committed outbox rows to JetStream and marks them; safe with several relays.
+
+    Two paths. Rows a unit of work of this process commits are handed over (`publish_now`) and published on
+    the relay's next turn without reading them back, then marked with one UPDATE per batch: no claim, no
+    transaction, no waiting for a poll. Every other row (committed by a process that died before publishing,
+    by one without a relay, or whose publish failed) is claimed once it is `claim_after` seconds old, in
+    commit order, `FOR UPDATE SKIP LOCKED` (another relay takes other rows). A row both paths send (a slow
+    ack past `claim_after`) reaches the stream once: JetStream drops the copy with the same Nats-Msg-Id
+    inside its duplicate window, and consumers' inboxes drop anything later.
+    """
 
     def __init__(
         self,
@@ -36,6 +62,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 0.5,
         publish_timeout: float = 5.0,
+        claim_after: float = 2.0,
         service: str = "",
     ) -> None:
         self._engine = engine
@@ -47,13 +74,18 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._publish_timeout = publish_timeout
         self._wake = asyncio.Event()
+        self._committed: list[_Committed] = []
+        self._claim_now = False
         self._published = metrics.OUTBOX_PUBLISHED.labels(service)
         self._service = service
         outbox = tables.outbox
         # Built once (the claim's size is fixed): SQLAlchemy reuses their cache keys and compiled forms.
         self._claim = (
             select(outbox.c.id, outbox.c.event_type, outbox.c.payload, outbox.c.headers, outbox.c.created_at)
-            .where(outbox.c.published_at.is_(None))
+            .where(
+                outbox.c.published_at.is_(None),
+                outbox.c.created_at < func.now() - literal(timedelta(seconds=claim_after)),
+            )
             .order_by(outbox.c.created_at, outbox.c.id)
             .limit(batch_size)
             .with_for_update(skip_locked=True)
@@ -64,9 +96,44 @@ class OutboxRelay:
             .values(published_at=func.now(), attempts=outbox.c.attempts + 1)
         )
 
+        # The rows this process committed: marked only while still unpublished (a claim may have won).
+        self._mark_committed = self._mark.where(outbox.c.published_at.is_(None))
+
     def kick(self) -> None:
-        """Wake the relay now (called after a commit that wrote events)."""
+        """Claim now rather than at the next poll (what is due: older than `claim_after`)."""
+        self._claim_now = True
         self._wake.set()
+
+    def publish_now(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Outbox rows this process just committed (id, event_type, payload, headers): publish them on the
+        next turn. Past MAX_COMMITTED waiting rows the rest are left to the claim (nothing is lost)."""
+        room = MAX_COMMITTED - len(self._committed)
+        now = utcnow()
+        for row in rows[: max(0, room)]:
+            self._committed.append(
+                _Committed(row["id"], row["event_type"], row["payload"], dict(row["headers"]), now)
+            )
+        self._wake.set()
+
+    async def publish_committed(self) -> int:
+        """Publish the rows handed over by `publish_now` and mark the acked ones in one UPDATE (outside a
+        transaction); a row without an ack stays for the claim. Returns how many were published; raises the
+        first failure after marking the rest."""
+        rows, self._committed = self._committed, []
+        if not rows:
+            return 0
+        acks = await self._publish_rows(rows)
+        published = [
+            row.id for row, ack in zip(rows, acks, strict=True) if not isinstance(ack, BaseException)
+        ]
+        failure = next((ack for ack in acks if isinstance(ack, BaseException)), None)
+        if published:
+            async with autocommit_connection(self._engine) as conn:
+                await conn.execute(self._mark_committed, {"ids": published})
+        self._published.inc(len(published))
+        if failure is not None:
+            raise failure
+        return len(published)
 
     async def publish_batch(self) -> int:
         """Claim a batch of unpublished rows, publish them with asynchronous acks, mark the acked ones.
@@ -175,19 +242,34 @@ class OutboxRelay:
         metrics.DEAD_LETTERS.labels(self._service).set(int(dead or 0))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish until `stop` is set; back off while NATS or Postgres is unavailable."""
+        """Publish until `stop` is set: committed rows at once, a claim every `poll_interval` (at once when
+        kicked or when the last claim was full); back off while NATS or Postgres is unavailable."""
+        loop = asyncio.get_running_loop()
         backoff = self._poll_interval
+        next_claim = loop.time()
         while not stop.is_set():
+            failed = False
             try:
-                count = await self.publish_batch()
+                if self._committed:
+                    await self.publish_committed()
+                if self._claim_now or loop.time() >= next_claim:
+                    self._claim_now = False
+                    full = await self.publish_batch() >= self._batch_size
+                    next_claim = loop.time() + (0.0 if full else self._poll_interval)
                 backoff = self._poll_interval
-                if count >= self._batch_size:
-                    continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure: keep rows, retry later
                 log.warning("outbox relay failed; will retry", error=str(exc), error_type=type(exc).__name__)
+                failed = True
                 backoff = min(backoff * 2, 5.0)
+                next_claim = loop.time() + backoff
+            if failed:  # rows stay in the outbox; new commits wait for the next attempt
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                continue
             self._wake.clear()
+            if self._committed or self._claim_now or loop.time() >= next_claim:
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, next_claim - loop.time()))

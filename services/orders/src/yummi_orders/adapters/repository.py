@@ -190,6 +190,7 @@ async def insert_placed_order(
         rows = list((await uow.session.execute(PLACED_ORDER, params)).all())
     if not rows:
         return None
+    uow.event_written(placed)  # the order was inserted, and its event with it
     row = rows[0]
     return row, OrderEvent(type="order.placed", payload=event_payload, created_at=row.placed_at)
 

@@ -303,6 +303,7 @@ async def post_order_debit(
     if posted_id is None:
         log.info("order already handled by the wallet", order_id=str(order_id), cause_key=cause_key)
         return None
+    uow.event_written(debited)  # posted, so its event was written too
     return entry_id
 
 
