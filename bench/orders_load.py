@@ -126,7 +126,7 @@ def own_stack(log_level: str, log_dir: Path) -> Iterator[OwnStack]:
             "ENVIRONMENT": "test",
             "AUTH_DISABLE_VERIFICATION": "true",
             "ADMIN_EMAILS": ADMIN_EMAIL,
-            "LOG_JSON": "false",
+            "LOG_JSON": "true",  # as deployed (and as the load mix runs); the console renderer costs more
             "LOG_LEVEL": log_level,
             "PAYFAST_PROCESS_URL": f"{simulator_url}/eng/process",
             "PAYFAST_VALIDATE_URL": f"{simulator_url}/eng/query/validate",

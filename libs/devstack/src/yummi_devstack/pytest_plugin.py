@@ -28,7 +28,12 @@ from pathlib import Path
 
 import pytest
 
-from .infra import (
+# Before any test imports grpc: no fork handlers in this process. Tests start servers (initdb, postgres as
+# its own user) with fork + exec while earlier tests' gRPC channels still have threads; gRPC's fork handlers
+# then skip preparing, and the child once died in them (SIGSEGV) before it reached exec.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+from .infra import (  # noqa: E402 - after the environment above
     SERVERS,
     default_state_dir,
     drop_database,
