@@ -12,6 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import nats
@@ -21,7 +22,7 @@ from sqlalchemy.dialects.postgresql import UUID
 
 from yummi.events.v1 import events_pb2
 from yummi_common.db import UnitOfWork
-from yummi_common.messaging.consumer import InboxClaim, Subscription, inbox_claim_cte
+from yummi_common.messaging.consumer import ConsumerRuntime, InboxClaim, Subscription, inbox_claim_cte
 from yummi_common.messaging.events import Event
 from yummi_common.messaging.nats import connect_nats
 from yummi_common.messaging.relay import OutboxRelay
@@ -280,6 +281,69 @@ async def test_a_failed_statement_of_a_claiming_handler_leaves_no_claim_and_is_r
             )
         ).scalar_one()
     assert claims == 1
+
+
+class FakeMsg:
+    """Just enough of a JetStream message for the consumer runtime's handlers."""
+
+    def __init__(self, event_id: uuid.UUID, event_type: str, data: bytes) -> None:
+        self.subject = f"test.{event_type}"
+        self.data = data
+        self.headers = {"ce-id": str(event_id), "ce-type": event_type, "Nats-Msg-Id": str(event_id)}
+        self.metadata = SimpleNamespace(num_delivered=1)
+        self.outcome: str | None = None
+
+    async def ack(self) -> None:
+        self.outcome = "ack"
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.outcome = "nak"
+
+    async def term(self) -> None:
+        self.outcome = "term"
+
+
+async def test_a_failed_batch_is_applied_one_event_at_a_time(harness: Harness) -> None:
+    batches: list[int] = []
+
+    async def failing_batch(uow: UnitOfWork, items: list[tuple[Event, InboxClaim]]) -> list[bool]:
+        batches.append(len(items))
+        raise RuntimeError("injected batch failure")
+
+    sub = Subscription(
+        event_type="payments.wallet.refunded",
+        handler=harness.claim_and_apply,
+        name="batch-fallback",
+        claims_inbox=True,
+        batch=failing_batch,
+    )
+    consumer = ConsumerRuntime(
+        service="commontest",
+        engine=harness.runtime.engine,
+        uow_factory=harness.runtime.uow,
+        tables=harness.tables,
+        js=None,  # type: ignore[arg-type]  # the handlers never touch JetStream
+        settings=harness.settings,
+        subscriptions=[sub],
+    )
+    ids = [uuid.uuid4() for _ in range(3)]
+    messages = [
+        FakeMsg(
+            eid,
+            "payments.wallet.refunded",
+            events_pb2.WalletRefunded(order_id=str(uuid.uuid4()), amount_minor=100 + i).SerializeToString(),
+        )
+        for i, eid in enumerate(ids)
+    ]
+    await consumer.handle_batch(sub, messages)  # type: ignore[arg-type]
+    assert batches == [3]
+    assert [m.outcome for m in messages] == ["ack"] * 3
+    for eid in ids:
+        assert await harness.effect_count(eid) == 1
+    # Delivered again: the inbox holds all three, nothing is applied twice.
+    await consumer.handle_batch(sub, messages)  # type: ignore[arg-type]
+    for eid in ids:
+        assert await harness.effect_count(eid) == 1
 
 
 async def test_undecodable_event_is_dead_lettered_not_retried_forever(harness: Harness) -> None:

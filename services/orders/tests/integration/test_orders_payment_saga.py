@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from yummi.events.v1 import events_pb2
+from yummi_common.messaging.consumer import ConsumerRuntime
 from yummi_common.service import Runtime
+from yummi_orders.entrypoints import consumers
 from yummi_orders.service_layer.orders import cancel_order
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -102,3 +108,84 @@ async def test_events_for_unknown_or_malformed_orders_are_absorbed(harness) -> N
     await harness.publish("payments.wallet.debit_rejected", body, event_id=malformed)
     await harness.processed(unknown)
     await harness.processed(malformed)
+
+
+class FakeMsg:
+    """Just enough of a JetStream message for `ConsumerRuntime.handle_batch`."""
+
+    def __init__(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
+        self.subject, self.data, self.headers = subject, data, headers
+        self.metadata = SimpleNamespace(num_delivered=1)
+        self.outcome: str | None = None
+
+    async def ack(self) -> None:
+        self.outcome = "ack"
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.outcome = "nak"
+
+    async def term(self) -> None:
+        self.outcome = "term"
+
+
+def debit_message(event_id: uuid.UUID, body: events_pb2.WalletDebited) -> FakeMsg:
+    headers = {"ce-id": str(event_id), "ce-type": "payments.wallet.debited", "Nats-Msg-Id": str(event_id)}
+    return FakeMsg("test.payments.wallet.debited", body.SerializeToString(), headers)
+
+
+async def test_a_fetched_batch_of_debits_is_applied_by_one_statement_once_each(harness) -> None:
+    runtime: Runtime = harness.runtime
+    subs = {sub.event_type: sub for sub in consumers.subscriptions()}
+    debited_sub = subs["payments.wallet.debited"]
+    assert debited_sub.batch is not None
+    consumer = ConsumerRuntime(
+        service="orders",
+        engine=runtime.engine,
+        uow_factory=runtime.uow,
+        tables=runtime.tables,
+        js=None,  # type: ignore[arg-type]  # handle_batch never touches JetStream
+        settings=runtime.settings,
+        subscriptions=[debited_sub],
+    )
+    user = uuid.uuid4()
+    pending = [await harness.make_order(status="pending_payment", user_id=user) for _ in range(5)]
+    already_queued = await harness.make_order(status="queued", user_id=user)
+    bodies = [debited(order_id, user) for order_id in [*pending, already_queued, uuid.uuid4()]]
+    bodies.append(
+        debited(pending[0], user, amount=1)
+    )  # a second debit for an order already paid in this batch
+    bodies[-1].order_id = "not-a-uuid"  # and a malformed one
+    event_ids = [uuid.uuid4() for _ in bodies]
+
+    sent: list[str] = []
+    placing = asyncio.current_task()
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if asyncio.current_task() is placing:
+            sent.append(statement.split()[0])
+
+    engine = runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        messages = [debit_message(eid, body) for eid, body in zip(event_ids, bodies, strict=True)]
+        await consumer.handle_batch(debited_sub, messages)  # type: ignore[arg-type]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert all(m.outcome == "ack" for m in messages)
+    # One statement for the batch (then reads, to log why two debits moved nothing).
+    assert sent[0] == "WITH"
+    assert sent.count("WITH") == 1
+
+    for order_id in pending:
+        assert (await harness.order_row(order_id)).status == "queued"
+        assert await harness.event_types(order_id) == ["order.queued"]
+    assert await harness.event_types(already_queued) == []
+    for eid in event_ids[:-1]:
+        await harness.processed(eid, within=1)
+
+    # The same events again (a redelivery after a lost ack): nothing moves twice.
+    again = [debit_message(eid, body) for eid, body in zip(event_ids, bodies, strict=True)]
+    await consumer.handle_batch(debited_sub, again)  # type: ignore[arg-type]
+    assert all(m.outcome == "ack" for m in again)
+    for order_id in pending:
+        assert await harness.event_types(order_id) == ["order.queued"]

@@ -55,6 +55,8 @@ class InboxClaim:
 
 
 ClaimingHandler = Callable[[UnitOfWork, Event, InboxClaim], Awaitable[bool]]
+# Applies a fetched batch of events at once (each with its claim); returns, per event, whether it was new.
+BatchHandler = Callable[[UnitOfWork, list[tuple[Event, InboxClaim]]], Awaitable[list[bool]]]
 
 
 def inbox_claim_cte(inbox: Table, name: str = "claimed") -> CTE:
@@ -86,6 +88,10 @@ class Subscription:
     handler: Handler | ClaimingHandler
     name: str
     claims_inbox: bool = False
+    # With claims_inbox: handles every message of a fetch in one go (one unit of work, committed before the
+    # messages are acked). When it fails, the runtime applies the batch's events one by one with `handler`,
+    # so one bad event is retried and dead-lettered alone.
+    batch: BatchHandler | None = None
 
 
 class PermanentEventError(Exception):
@@ -154,7 +160,8 @@ class ConsumerRuntime:
         """
         subject = subject_for(self._settings.nats_subject_prefix, sub.event_type)
         durable = self.durable_name(sub)
-        limit = self._concurrency
+        batched = sub.batch is not None and sub.claims_inbox
+        limit = 2 if batched else self._concurrency  # batches in flight, or single messages
         in_flight: set[asyncio.Task[None]] = set()
         psub = None
         try:
@@ -179,12 +186,16 @@ class ConsumerRuntime:
                                 max_ack_pending=1000,
                             ),
                         )
+                    wanted = self._batch if batched else min(self._batch, limit - len(in_flight))
                     try:
-                        msgs = await psub.fetch(min(self._batch, limit - len(in_flight)), timeout=1.0)
+                        msgs = await psub.fetch(wanted, timeout=1.0)
                     except (NatsTimeoutError, TimeoutError):
                         continue
-                    for msg in msgs:
-                        task = asyncio.create_task(self._handle_guarded(sub, msg, durable))
+                    if batched and len(msgs) > 1:
+                        tasks = [asyncio.create_task(self._handle_batch_guarded(sub, msgs, durable))]
+                    else:
+                        tasks = [asyncio.create_task(self._handle_guarded(sub, msg, durable)) for msg in msgs]
+                    for task in tasks:
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)
                 except asyncio.CancelledError:
@@ -209,6 +220,60 @@ class ConsumerRuntime:
             raise
         except Exception as exc:  # noqa: BLE001 - the message is redelivered after ack_wait
             log.warning("message handling error; left for redelivery", consumer=durable, error=str(exc))
+
+    async def _handle_batch_guarded(self, sub: Subscription, msgs: list[Msg], durable: str) -> None:
+        try:
+            async with self._slots:
+                await self.handle_batch(sub, msgs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the messages are redelivered after ack_wait
+            log.warning("batch handling error; left for redelivery", consumer=durable, error=str(exc))
+
+    async def handle_batch(self, sub: Subscription, msgs: list[Msg]) -> None:
+        """Apply fetched messages with the subscription's batch handler, then ack them; when the batch fails,
+        apply them one by one (each with its own retries and dead letter)."""
+        assert sub.batch is not None  # noqa: S101 - only batch subscriptions come here
+        durable = self.durable_name(sub)
+        decoded: list[tuple[Msg, Event]] = []
+        for msg in msgs:
+            headers = dict(msg.headers or {})
+            deliveries = msg.metadata.num_delivered if msg.metadata else 1
+            if deliveries > 1:  # a redelivery goes alone: it failed before, maybe in a batch
+                await self.handle_message(sub, msg)
+                continue
+            try:
+                decoded.append((msg, self._decode(sub, msg, headers, deliveries)))
+            except PermanentEventError as exc:
+                await self._dead_letter(durable, msg, headers, deliveries, str(exc))
+                await msg.term()
+                metrics.EVENTS_HANDLED.labels(durable, "dead_lettered").inc()
+        if not decoded:
+            return
+        started = time.perf_counter()
+        try:
+            async with self._uow_factory() as uow:
+                applied = await sub.batch(
+                    uow,
+                    [(event, InboxClaim(event.id, durable, event.type)) for _, event in decoded],
+                )
+                if uow.session.in_transaction():
+                    await uow.commit()
+        except Exception as exc:  # noqa: BLE001 - nothing of the batch was applied: one by one instead
+            log.warning(
+                "event batch failed; applying its events one by one",
+                consumer=durable,
+                events=len(decoded),
+                error=str(exc),
+            )
+            for msg, _ in decoded:
+                await self.handle_message(sub, msg)
+            return
+        finally:
+            metrics.EVENT_HANDLING_SECONDS.labels(durable).observe(time.perf_counter() - started)
+        for (msg, _), new in zip(decoded, applied, strict=True):
+            await msg.ack()
+            metrics.EVENTS_HANDLED.labels(durable, "applied" if new else "duplicate").inc()
 
     async def handle_message(self, sub: Subscription, msg: Msg) -> None:
         """Apply one message exactly once: inbox insert + handler in one transaction, then ack."""

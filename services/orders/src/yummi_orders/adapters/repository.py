@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Row,
     Text,
@@ -17,11 +18,12 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     true,
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -203,6 +205,71 @@ async def queue_paid_order(
     (None when nothing moved)."""
     params = {"order_id": order_id, "event_payload": event_payload, **claim.params()}
     return (await uow.execute_alone(QUEUE_PAID, params))[0]
+
+
+def _queue_paid_batch_statement() -> Any:
+    """`QUEUE_PAID` for many `wallet.debited` events in one statement (arrays of event ids, order ids and
+    history payloads; the consumer's name and the event type): one row per event claimed now, with the moved
+    order's id and total (NULL when it was missing or no longer pending). Events claimed before get no row."""
+    inbox, history = messaging.inbox.fullname, order_events.fullname
+    return text(
+        f"""
+        WITH incoming AS (
+            SELECT * FROM unnest(:event_ids, :order_ids, :payloads) AS t(event_id, order_id, payload)
+        ),
+        claimed AS (
+            INSERT INTO {inbox} (event_id, consumer, event_type)
+            SELECT event_id, :consumer, :event_type FROM incoming
+            ON CONFLICT DO NOTHING
+            RETURNING event_id
+        ),
+        moved AS (
+            UPDATE {orders.fullname} AS o SET status = :queued, updated_at = now()
+            FROM incoming AS i JOIN claimed AS c ON c.event_id = i.event_id
+            WHERE o.id = i.order_id AND o.status = :pending
+            RETURNING o.id, o.total_minor, i.event_id, i.payload
+        ),
+        logged AS (
+            INSERT INTO {history} (order_id, type, payload, created_at)
+            SELECT id, 'order.queued', payload::jsonb, clock_timestamp() FROM moved
+            RETURNING order_id
+        )
+        SELECT c.event_id, m.id, m.total_minor
+        FROM claimed AS c LEFT JOIN moved AS m ON m.event_id = c.event_id
+        """  # noqa: S608 - only our own tables' names are formatted in; every value is bound
+    ).bindparams(
+        bindparam("event_ids", type_=ARRAY(UUID(as_uuid=True))),
+        bindparam("order_ids", type_=ARRAY(UUID(as_uuid=True))),
+        bindparam("payloads", type_=ARRAY(Text)),
+        bindparam("consumer", type_=Text),
+        bindparam("event_type", type_=Text),
+        bindparam("queued", value=OrderStatus.QUEUED.value, type_=Text),
+        bindparam("pending", value=OrderStatus.PENDING_PAYMENT.value, type_=Text),
+    )
+
+
+QUEUE_PAID_BATCH = _queue_paid_batch_statement()
+
+
+async def queue_paid_orders(
+    uow: UnitOfWork, debits: Sequence[tuple[InboxClaim, uuid.UUID, dict[str, Any]]]
+) -> dict[uuid.UUID, Row[Any]]:
+    """`queue_paid_order` for many debits (claim, order id, history payload) as one statement committed on
+    its own: the rows of the events claimed now, by event id (`id`/`total_minor` None when nothing moved)."""
+    if not debits:
+        return {}
+    first = debits[0][0]
+    rows = await uow.execute_alone(
+        QUEUE_PAID_BATCH,
+        {
+            "event_ids": [claim.event_id for claim, _, _ in debits],
+            "order_ids": [order_id for _, order_id, _ in debits],
+            "payloads": [orjson.dumps(payload).decode() for _, _, payload in debits],
+            "consumer": first.consumer,
+            "event_type": first.event_type,
+        },
+    )
+    return {row.event_id: row for row in rows}
 
 
 async def add_event(

@@ -22,6 +22,14 @@ async def on_wallet_debited(uow: UnitOfWork, event: Event, claim: InboxClaim) ->
     )
 
 
+async def on_wallets_debited(uow: UnitOfWork, batch: list[tuple[Event, InboxClaim]]) -> list[bool]:
+    debits = []
+    for event, claim in batch:
+        body = cast(events_pb2.WalletDebited, event.body)
+        debits.append((claim, body.order_id, body.transaction_id, body.amount_minor))
+    return await saga.record_wallets_debited(uow=uow, debits=debits)
+
+
 async def on_wallet_debit_rejected(uow: UnitOfWork, event: Event) -> None:
     body = cast(events_pb2.WalletDebitRejected, event.body)
     await saga.record_wallet_debit_rejected(
@@ -42,6 +50,7 @@ def subscriptions() -> list[Subscription]:
             handler=on_wallet_debited,
             name="wallet-debited",
             claims_inbox=True,  # one statement claims the event and queues the order
+            batch=on_wallets_debited,  # a fetched batch: one statement for all of it
         ),
         Subscription(
             event_type="payments.wallet.debit_rejected",

@@ -10,6 +10,7 @@ pending emits nothing here: the cancel already emitted `orders.order.cancelled` 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from yummi_common.db import UnitOfWork
@@ -81,6 +82,37 @@ async def record_wallet_debited(
             total_minor=moved.total_minor,
         )
     return True
+
+
+async def record_wallets_debited(
+    *, uow: UnitOfWork, debits: Sequence[tuple[InboxClaim, str, str, int]]
+) -> list[bool]:
+    """`record_wallet_debited` for a batch of events (claim, order id, transaction id, amount), in one
+    statement committed on its own; per event, whether it was new to the consumer."""
+    valid: list[tuple[InboxClaim, uuid.UUID, dict[str, Any]]] = []
+    amounts: dict[uuid.UUID, tuple[str, int]] = {}
+    for claim, order_id, transaction_id, amount_minor in debits:
+        try:
+            oid = uuid.UUID(order_id)
+        except ValueError:
+            log.error("payment event names no valid order", event_type=DEBITED, order_id=order_id[:64])
+            continue  # nothing to apply, ever
+        valid.append((claim, oid, {"transaction_id": transaction_id, "amount_minor": amount_minor}))
+        amounts[claim.event_id] = (order_id, amount_minor)
+    machine.transition(OrderStatus.PENDING_PAYMENT, OrderStatus.QUEUED)  # the move the statement makes
+    claimed = await repo.queue_paid_orders(uow, valid)
+    for event_id, row in claimed.items():
+        order_id, amount_minor = amounts[event_id]
+        if row.id is None:
+            await _pending_order(uow, order_id, event_type=DEBITED)  # logs why nothing moved
+        elif amount_minor != row.total_minor:
+            log.error(
+                "debit amount differs from the order total",
+                order_id=order_id,
+                amount_minor=amount_minor,
+                total_minor=row.total_minor,
+            )
+    return [claim.event_id in claimed or claim.event_id not in amounts for claim, *_ in debits]
 
 
 async def record_wallet_debit_rejected(
