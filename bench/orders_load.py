@@ -10,6 +10,7 @@ the debit round trip through NATS and payments) over a sample of the placed orde
 
     .venv/bin/python bench/orders_load.py                          # own stack, 32 clients, 30 s
     .venv/bin/python bench/orders_load.py --duration 60 --clients 64
+    .venv/bin/python bench/orders_load.py --rate 300                # open loop: 300 orders/s arrive
     .venv/bin/python bench/orders_load.py --gateway http://localhost:8000 --simulator http://127.0.0.1:8099
 
 With `--gateway` the stack must already run with dev auth, an admin email `bench-admin@yummi.local` in
@@ -266,28 +267,51 @@ async def drive(
     seed: int,
     meter: CpuMeter,
     profile: dict[str, tuple[int, Path]],
+    rate: float = 0.0,
 ) -> tuple[Results, dict[str, float]]:
-    """`clients` loops posting orders until the deadline; what the measured window saw, and CPU cores used."""
+    """`clients` loops posting orders until the deadline; what the measured window saw, and CPU cores used.
+
+    With `rate` (open loop) orders arrive at that mean rate (Poisson) whatever the answers, and `clients`
+    connections take them in turn: a latency counts from the arrival, so time waiting for a free client
+    (the stack falling behind) is part of it.
+    """
     results = Results()
     cores: dict[str, float] = {}
     loop = asyncio.get_running_loop()
     begin = loop.time() + warmup
     end = begin + duration
 
+    arrivals: asyncio.Queue[float | None] = asyncio.Queue()
+
+    async def arrive() -> None:
+        rng = random.Random(seed)  # noqa: S311 - load shape, not secrets
+        due = loop.time()
+        while due < end:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            arrivals.put_nowait(due)
+            due += rng.expovariate(rate)
+        for _ in range(clients):
+            arrivals.put_nowait(None)
+
+    async def next_order() -> float | None:
+        if rate:
+            return await arrivals.get()
+        now = loop.time()
+        return now if now < end else None
+
     async def one_client(index: int) -> None:
         rng = random.Random(seed * 1000 + index)  # noqa: S311 - load shape, not secrets
         headers = {**users[index % len(users)], "Content-Type": "application/json"}
         conn = Connection(gateway_url)  # one keep-alive connection per client, like a phone
         try:
-            while (now := loop.time()) < end:
+            while (now := await next_order()) is not None:
                 chosen = rng.sample(products, lines)
                 body = {
                     "retailer": "woolworths",
                     "items": [{"product_id": p["product_id"], "quantity": rng.randint(1, 3)} for p in chosen],
                 }
-                t0 = time.perf_counter()
                 status, data = await conn.request("POST", "/v1/orders", headers, orjson.dumps(body))
-                elapsed = time.perf_counter() - t0
+                elapsed = loop.time() - now  # from the arrival: waiting for this client counts
                 order_id = orjson.loads(data).get("id") if status == 201 else None
                 if status == 0:
                     results.failures[data.decode(errors="replace")[:60]] += 1
@@ -311,7 +335,8 @@ async def drive(
         for spy in spies:
             await asyncio.to_thread(spy.wait, 60)
 
-    await asyncio.gather(measure(), *(one_client(i) for i in range(clients)))
+    feeders = [arrive()] if rate else []
+    await asyncio.gather(measure(), *feeders, *(one_client(i) for i in range(clients)))
     return results, cores
 
 
@@ -450,7 +475,9 @@ def report(
     )
     print(f"code: {git_state(ROOT)}; load average before: {load_before}, after: {load_average()}")
     print(
-        f"POST /v1/orders: {args.clients} clients, {args.lines} lines, {window:.0f} s measured "
+        f"POST /v1/orders: {args.clients} clients"
+        + (f", open loop at {args.rate:g} orders/s" if args.rate else "")
+        + f", {args.lines} lines, {window:.0f} s measured "
         f"after {args.warmup:.0f} s warm-up"
     )
     print(f"  requests      {len(results.samples)}  ({len(results.samples) / window:.1f}/s)")
@@ -538,6 +565,7 @@ async def bench(
         seed=args.seed,
         meter=meter,
         profile=profile,
+        rate=args.rate,
     )
     settled = None
     if whole is not None and database_url:
@@ -563,6 +591,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="measured seconds (default 30)")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first (default 3)")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="open loop: orders arriving per second (default: closed loop)"
+    )
     parser.add_argument(
         "--users", type=int, default=32, help="funded shoppers the clients share (default 32)"
     )
