@@ -127,6 +127,49 @@ def deliver(runtime: Runtime) -> Deliver:
 
 
 @pytest.fixture(scope="session")
+def deliver_batch(runtime: Runtime) -> Callable[[list[tuple[uuid.UUID, Message]]], Awaitable[list[FakeMsg]]]:
+    """Deliver `orders.order.placed` events as one fetched batch through the real consumer path."""
+    real = next(s for s in subscriptions(runtime) if s.event_type == "orders.order.placed")
+    assert real.batch is not None
+    real_batch = real.batch
+    failures: list[BaseException] = []
+
+    async def watched(uow: Any, items: Any) -> list[bool]:
+        try:
+            return await real_batch(uow, items)
+        except BaseException as exc:
+            failures.append(exc)
+            raise
+
+    sub = replace(real, batch=watched)
+    consumers = ConsumerRuntime(
+        service="payments",
+        engine=runtime.engine,
+        uow_factory=runtime.uow,
+        tables=messaging,
+        js=None,  # type: ignore[arg-type]  # handle_batch never touches JetStream
+        settings=runtime.settings,
+        subscriptions=[sub],
+    )
+
+    async def _deliver(events: list[tuple[uuid.UUID, Message]]) -> list[FakeMsg]:
+        msgs = [
+            FakeMsg(
+                subject_for("test", sub.event_type),
+                body.SerializeToString(),
+                {"ce-id": str(eid), "ce-type": sub.event_type, "Nats-Msg-Id": str(eid)},
+            )
+            for eid, body in events
+        ]
+        failures.clear()
+        await consumers.handle_batch(sub, msgs)  # type: ignore[arg-type]
+        assert not failures, f"the batch failed and went one by one: {failures!r}"
+        return msgs
+
+    return _deliver
+
+
+@pytest.fixture(scope="session")
 def emitted(runtime: Runtime) -> Callable[..., Awaitable[list[Any]]]:
     """Bodies of the outbox events of a type whose fields equal the given values."""
 

@@ -319,3 +319,49 @@ async def test_wallet_of_a_user_who_never_paid_is_zero(runtime):
         False,
         [],
     )
+
+
+async def test_a_fetched_batch_of_placed_orders_debits_in_order_and_once(
+    runtime, deliver, deliver_batch, fund, emitted
+) -> None:
+    rich, poor, closed_user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await fund(rich, 10_000)
+    await fund(closed_user, 5_000)
+    closed_order = uuid.uuid4()
+    await deliver("orders.order.cancelled", cancelled(closed_order, closed_user, 1_000))  # before its debit
+    orders = [uuid.uuid4() for _ in range(3)]
+    poor_order = uuid.uuid4()
+    batch = [
+        (uuid.uuid4(), placed(orders[0], rich, 3_000)),
+        (uuid.uuid4(), placed(poor_order, poor, 100)),  # a user with no wallet yet
+        (uuid.uuid4(), placed(orders[1], rich, 4_000)),
+        (uuid.uuid4(), placed(closed_order, closed_user, 1_000)),
+        (uuid.uuid4(), placed(orders[2], rich, 5_000)),  # 3,000 left by then: refused
+    ]
+    messages = await deliver_batch(batch)
+    assert [m.outcome for m in messages] == ["ack"] * len(batch)
+
+    assert await entries(runtime, rich) == [("credit", 10_000), ("debit", -3_000), ("debit", -4_000)]
+    assert await balance(runtime, rich) == (3_000, False)
+    assert await ledger_sum(runtime, rich) == 3_000
+    assert await balance(runtime, poor) == (0, False)
+    assert await entries(runtime, closed_user) == [("credit", 5_000)]
+    debited = [b.order_id for b in await emitted("payments.wallet.debited", user_id=str(rich))]
+    assert sorted(debited) == sorted([str(orders[0]), str(orders[1])])  # one statement: one created_at
+    rejected = await emitted("payments.wallet.debit_rejected", order_id=str(orders[2]))
+    assert [(r.reason, r.balance_minor) for r in rejected] == [("insufficient_funds", 3_000)]
+    poor_rejected = await emitted("payments.wallet.debit_rejected", order_id=str(poor_order))
+    assert [r.reason for r in poor_rejected] == ["insufficient_funds"]
+    assert await emitted("payments.wallet.debited", order_id=str(closed_order)) == []
+
+    # The same batch again (acks lost): every event is a duplicate, nothing moves.
+    again = await deliver_batch(batch)
+    assert [m.outcome for m in again] == ["ack"] * len(batch)
+    assert await balance(runtime, rich) == (3_000, False)
+    assert len(await emitted("payments.wallet.debited", user_id=str(rich))) == 2
+    # And one of them under a new event id (the order placed twice): the charge row stops it.
+    await deliver_batch(
+        [(uuid.uuid4(), placed(orders[0], rich, 3_000)), (uuid.uuid4(), placed(orders[1], rich, 4_000))]
+    )
+    assert await balance(runtime, rich) == (3_000, False)
+    assert await ledger_sum(runtime, rich) == 3_000

@@ -12,7 +12,7 @@ from yummi_common.db import UnitOfWork
 from yummi_common.messaging.consumer import InboxClaim, Subscription
 from yummi_common.messaging.events import Event
 from yummi_common.service import Runtime
-from yummi_payments.service_layer import privacy, wallet
+from yummi_payments.service_layer import debits, privacy, wallet
 
 Body = TypeVar("Body", bound=Message)
 
@@ -42,6 +42,23 @@ async def on_order_placed(uow: UnitOfWork, event: Event, claim: InboxClaim) -> b
         amount_minor=body.total_minor,
         currency=body.currency,
     )
+
+
+async def on_orders_placed(uow: UnitOfWork, batch: list[tuple[Event, InboxClaim]]) -> list[bool]:
+    """A fetched batch of placed orders: debited (or refused) together, claiming their events themselves."""
+    debits_ = []
+    for event, claim in batch:
+        body = event_body(event, ev.OrderPlaced)
+        debits_.append(
+            debits.OrderDebit(
+                claim=claim,
+                order_id=_id(body.order_id, "order_id"),
+                user_id=_id(body.user_id, "user_id"),
+                amount_minor=body.total_minor,
+                currency=body.currency,
+            )
+        )
+    return await debits.debit_for_orders(uow=uow, debits=debits_)
 
 
 async def on_order_cancelled(uow: UnitOfWork, event: Event) -> None:
@@ -89,6 +106,7 @@ def subscriptions(_runtime: Runtime) -> list[Subscription]:
             handler=on_order_placed,
             name="wallet-debit",
             claims_inbox=True,  # the claim and the wallet's lock are one statement
+            batch=on_orders_placed,  # a fetched batch: shared statements, one transaction
         ),
         Subscription(
             event_type="orders.order.cancelled", handler=on_order_cancelled, name="wallet-refund-cancelled"
