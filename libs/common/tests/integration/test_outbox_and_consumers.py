@@ -12,7 +12,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import nats
@@ -29,6 +28,7 @@ from yummi_common.messaging.relay import OutboxRelay
 from yummi_common.migrations import ensure_database
 from yummi_common.service import Runtime, service_tables
 from yummi_common.settings import Settings
+from yummi_devstack.messages import event_message
 
 pytestmark = pytest.mark.integration
 
@@ -283,26 +283,6 @@ async def test_a_failed_statement_of_a_claiming_handler_leaves_no_claim_and_is_r
     assert claims == 1
 
 
-class FakeMsg:
-    """Just enough of a JetStream message for the consumer runtime's handlers."""
-
-    def __init__(self, event_id: uuid.UUID, event_type: str, data: bytes) -> None:
-        self.subject = f"test.{event_type}"
-        self.data = data
-        self.headers = {"ce-id": str(event_id), "ce-type": event_type, "Nats-Msg-Id": str(event_id)}
-        self.metadata = SimpleNamespace(num_delivered=1)
-        self.outcome: str | None = None
-
-    async def ack(self) -> None:
-        self.outcome = "ack"
-
-    async def nak(self, delay: float | None = None) -> None:
-        self.outcome = "nak"
-
-    async def term(self) -> None:
-        self.outcome = "term"
-
-
 async def test_a_failed_batch_is_applied_one_event_at_a_time(harness: Harness) -> None:
     batches: list[int] = []
 
@@ -328,7 +308,7 @@ async def test_a_failed_batch_is_applied_one_event_at_a_time(harness: Harness) -
     )
     ids = [uuid.uuid4() for _ in range(3)]
     messages = [
-        FakeMsg(
+        event_message(
             eid,
             "payments.wallet.refunded",
             events_pb2.WalletRefunded(order_id=str(uuid.uuid4()), amount_minor=100 + i).SerializeToString(),

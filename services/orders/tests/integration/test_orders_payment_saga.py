@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from sqlalchemy import event
 from yummi.events.v1 import events_pb2
 from yummi_common.messaging.consumer import ConsumerRuntime
 from yummi_common.service import Runtime
+from yummi_devstack.messages import FakeMsg, event_message
 from yummi_orders.entrypoints import consumers
 from yummi_orders.service_layer.orders import cancel_order
 
@@ -110,27 +110,8 @@ async def test_events_for_unknown_or_malformed_orders_are_absorbed(harness) -> N
     await harness.processed(malformed)
 
 
-class FakeMsg:
-    """Just enough of a JetStream message for `ConsumerRuntime.handle_batch`."""
-
-    def __init__(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
-        self.subject, self.data, self.headers = subject, data, headers
-        self.metadata = SimpleNamespace(num_delivered=1)
-        self.outcome: str | None = None
-
-    async def ack(self) -> None:
-        self.outcome = "ack"
-
-    async def nak(self, delay: float | None = None) -> None:
-        self.outcome = "nak"
-
-    async def term(self) -> None:
-        self.outcome = "term"
-
-
 def debit_message(event_id: uuid.UUID, body: events_pb2.WalletDebited) -> FakeMsg:
-    headers = {"ce-id": str(event_id), "ce-type": "payments.wallet.debited", "Nats-Msg-Id": str(event_id)}
-    return FakeMsg("test.payments.wallet.debited", body.SerializeToString(), headers)
+    return event_message(event_id, "payments.wallet.debited", body.SerializeToString())
 
 
 async def test_a_fetched_batch_of_debits_is_applied_by_one_statement_once_each(harness) -> None:

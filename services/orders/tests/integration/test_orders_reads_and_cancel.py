@@ -21,7 +21,7 @@ from yummi_orders.service_layer.orders import (
     list_orders,
     place_order,
 )
-from yummi_orders.service_layer.saga import record_wallet_debited
+from yummi_orders.service_layer.saga import record_wallets_debited
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
@@ -43,9 +43,7 @@ async def test_get_order_shows_the_history_in_time_order(runtime: Runtime, catal
     placed = await place(runtime, catalog, user)
     claim = InboxClaim(event_id=uuid.uuid4(), consumer="test", event_type="payments.wallet.debited")
     async with runtime.uow() as uow:  # the statement commits on its own
-        assert await record_wallet_debited(
-            uow=uow, claim=claim, order_id=str(placed.id), transaction_id="t1", amount_minor=3499
-        )
+        assert await record_wallets_debited(uow=uow, debits=[(claim, str(placed.id), "t1", 3499)]) == [True]
     async with runtime.uow() as uow:
         order = await get_order(uow=uow, order_id=str(placed.id), user_id=str(user))
     assert order.status == "queued"

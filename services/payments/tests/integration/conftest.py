@@ -8,7 +8,6 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -33,6 +32,7 @@ from yummi_common.messaging.events import decode_body, subject_for
 from yummi_common.service import Runtime
 from yummi_common.settings import Settings
 from yummi_common.timeutil import utcnow
+from yummi_devstack.messages import FakeMsg
 from yummi_payments.adapters.payfast_client import PayfastItnVerifier
 from yummi_payments.adapters.tables import messaging, metadata, payments
 from yummi_payments.bootstrap import MIGRATIONS_DIR
@@ -70,26 +70,6 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     )
     yield rt
     await rt.close()
-
-
-class FakeMsg:
-    """Just enough of a JetStream message for `ConsumerRuntime.handle_message`."""
-
-    def __init__(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
-        self.subject = subject
-        self.data = data
-        self.headers = headers
-        self.metadata = SimpleNamespace(num_delivered=1)
-        self.outcome: str | None = None
-
-    async def ack(self) -> None:
-        self.outcome = "ack"
-
-    async def nak(self, delay: float | None = None) -> None:
-        self.outcome = "nak"
-
-    async def term(self) -> None:
-        self.outcome = "term"
 
 
 Deliver = Callable[..., Awaitable[uuid.UUID]]

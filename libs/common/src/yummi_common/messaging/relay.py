@@ -122,18 +122,11 @@ class OutboxRelay:
         rows, self._committed = self._committed, []
         if not rows:
             return 0
-        acks = await self._publish_rows(rows)
-        published = [
-            row.id for row, ack in zip(rows, acks, strict=True) if not isinstance(ack, BaseException)
-        ]
-        failure = next((ack for ack in acks if isinstance(ack, BaseException)), None)
+        published, failure = await self._publish_acked(rows)
         if published:
             async with autocommit_connection(self._engine) as conn:
                 await conn.execute(self._mark_committed, {"ids": published})
-        self._published.inc(len(published))
-        if failure is not None:
-            raise failure
-        return len(published)
+        return self._settle(published, failure)
 
     async def publish_batch(self) -> int:
         """Claim a batch of unpublished rows, publish them with asynchronous acks, mark the acked ones.
@@ -148,14 +141,21 @@ class OutboxRelay:
             rows = (await conn.execute(self._claim)).all()
             if not rows:
                 return 0
-            acks = await self._publish_rows(rows)
-            published = [
-                row.id for row, ack in zip(rows, acks, strict=True) if not isinstance(ack, BaseException)
-            ]
-            failure = next((ack for ack in acks if isinstance(ack, BaseException)), None)
+            published, failure = await self._publish_acked(rows)
             # Mark what reached the stream even when another publish failed (this transaction commits).
             if published:
                 await conn.execute(self._mark, {"ids": published})
+        return self._settle(published, failure)
+
+    async def _publish_acked(self, rows: Sequence[Any]) -> tuple[list[Any], BaseException | None]:
+        """Publish the rows; the ids JetStream acknowledged, and the first failure (None when all went)."""
+        acks = await self._publish_rows(rows)
+        failed = [isinstance(ack, BaseException) for ack in acks]
+        published = [row.id for row, bad in zip(rows, failed, strict=True) if not bad]
+        return published, next((ack for ack, bad in zip(acks, failed, strict=True) if bad), None)
+
+    def _settle(self, published: list[Any], failure: BaseException | None) -> int:
+        """Count what was published (and marked); then raise the failure, if any."""
         self._published.inc(len(published))
         if failure is not None:
             raise failure

@@ -13,13 +13,11 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
-    exists,
     func,
     insert,
     literal,
     select,
     text,
-    true,
     tuple_,
     update,
 )
@@ -28,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yummi_common.db import UnitOfWork, outbox_cte
-from yummi_common.messaging.consumer import InboxClaim, inbox_claim_cte
+from yummi_common.messaging.consumer import InboxClaim
 from yummi_orders.adapters.tables import basket_items, baskets, messaging, order_events, orders
 from yummi_orders.domain.basket import BasketItem
 from yummi_orders.domain.orders import Order, OrderEvent, OrderLine, OrderStatus
@@ -105,50 +103,8 @@ def _placed_order_statement() -> Any:
     )
 
 
-def _queue_paid_statement() -> Any:
-    """Claim the `wallet.debited` event in the inbox and, when it is new, move the pending order to queued
-    and append `order.queued`, in one statement (built once; the claim's values are `InboxClaim.params`).
-
-    One row back: `claimed` (the event was new) and the moved order's id and total (NULL when the order was
-    missing or no longer pending; a concurrent transition holding the row makes this wait, then re-check).
-    """
-    claimed = inbox_claim_cte(messaging.inbox)
-    moved = (
-        update(orders)
-        .where(
-            orders.c.id == bindparam("order_id"),
-            orders.c.status == OrderStatus.PENDING_PAYMENT.value,
-            exists(select(claimed.c.event_id)),
-        )
-        .values(status=OrderStatus.QUEUED.value, updated_at=func.now())
-        .returning(orders.c.id, orders.c.total_minor)
-        .cte("moved")
-    )
-    logged = (
-        insert(order_events)
-        .from_select(
-            ["order_id", "type", "payload", "created_at"],
-            select(
-                moved.c.id,
-                literal("order.queued"),
-                bindparam("event_payload", type_=JSONB),
-                func.clock_timestamp(),
-            ),
-        )
-        .returning(order_events.c.id)
-        .cte("logged")
-    )
-    new = exists(select(claimed.c.event_id)).label("claimed")
-    return (
-        select(new, moved.c.id, moved.c.total_minor)
-        .select_from(select(literal(1).label("one")).subquery("one").outerjoin(moved, true()))
-        .add_cte(logged)
-    )
-
-
 # Hot statements are built once: SQLAlchemy then reuses their cache key and compiled form on every call.
 PLACED_ORDER = _placed_order_statement()
-QUEUE_PAID = _queue_paid_statement()
 
 
 async def insert_placed_order(
@@ -197,20 +153,12 @@ async def insert_placed_order(
     return row, OrderEvent(type="order.placed", payload=event_payload, created_at=row.placed_at)
 
 
-async def queue_paid_order(
-    uow: UnitOfWork, order_id: uuid.UUID, *, claim: InboxClaim, event_payload: dict[str, Any]
-) -> Row[Any]:
-    """Claim the debit event and queue the order only while it is pending payment, appending `order.queued`,
-    as one statement committed on its own. The row: `claimed`, and `id`/`total_minor` of the moved order
-    (None when nothing moved)."""
-    params = {"order_id": order_id, "event_payload": event_payload, **claim.params()}
-    return (await uow.execute_alone(QUEUE_PAID, params))[0]
-
-
 def _queue_paid_batch_statement() -> Any:
-    """`QUEUE_PAID` for many `wallet.debited` events in one statement (arrays of event ids, order ids and
-    history payloads; the consumer's name and the event type): one row per event claimed now, with the moved
-    order's id and total (NULL when it was missing or no longer pending). Events claimed before get no row."""
+    """Claim `wallet.debited` events in the inbox and, for those new, move each order from pending payment to
+    queued and append `order.queued`, in one statement (arrays of event ids, order ids and history payloads;
+    the consumer's name and the event type): one row per event claimed now, with the moved order's id and
+    total (NULL when it was missing or no longer pending: a concurrent transition holding the row makes the
+    statement wait, then re-check). Events claimed before get no row."""
     inbox, history = messaging.inbox.fullname, order_events.fullname
     return text(
         f"""
@@ -254,8 +202,9 @@ QUEUE_PAID_BATCH = _queue_paid_batch_statement()
 async def queue_paid_orders(
     uow: UnitOfWork, debits: Sequence[tuple[InboxClaim, uuid.UUID, dict[str, Any]]]
 ) -> dict[uuid.UUID, Row[Any]]:
-    """`queue_paid_order` for many debits (claim, order id, history payload) as one statement committed on
-    its own: the rows of the events claimed now, by event id (`id`/`total_minor` None when nothing moved)."""
+    """Queue the paid orders of these debits (claim, order id, history payload) with one statement committed
+    on its own: the rows of the events claimed now, by event id (`id`/`total_minor` None when nothing
+    moved)."""
     if not debits:
         return {}
     first = debits[0][0]

@@ -12,14 +12,7 @@ from yummi_orders.service_layer import erasure, saga
 
 
 async def on_wallet_debited(uow: UnitOfWork, event: Event, claim: InboxClaim) -> bool:
-    body = cast(events_pb2.WalletDebited, event.body)
-    return await saga.record_wallet_debited(
-        uow=uow,
-        claim=claim,
-        order_id=body.order_id,
-        transaction_id=body.transaction_id,
-        amount_minor=body.amount_minor,
-    )
+    return (await on_wallets_debited(uow, [(event, claim)]))[0]
 
 
 async def on_wallets_debited(uow: UnitOfWork, batch: list[tuple[Event, InboxClaim]]) -> list[bool]:

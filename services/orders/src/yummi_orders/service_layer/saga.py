@@ -47,48 +47,17 @@ async def _pending_order(uow: UnitOfWork, order_id: str, *, event_type: str) -> 
     return row
 
 
-async def record_wallet_debited(
-    *, uow: UnitOfWork, claim: InboxClaim, order_id: str, transaction_id: str = "", amount_minor: int = 0
-) -> bool:
-    """Apply `payments.wallet.debited` once: queue the pending order whose total was debited.
-
-    One statement, committed on its own, claims the event in the inbox (`claim`) and, only when it is new,
-    moves the order while it is pending payment and appends `order.queued`; when it moves nothing, the order
-    is read (rare) to log why. Returns whether the event was new to this consumer.
-    """
-    try:
-        oid = uuid.UUID(order_id)
-    except ValueError:
-        log.error("payment event names no valid order", event_type=DEBITED, order_id=order_id[:64])
-        return True  # nothing to apply, ever
-    machine.transition(
-        OrderStatus.PENDING_PAYMENT, OrderStatus.QUEUED
-    )  # the move repo.queue_paid_order makes
-    moved = await repo.queue_paid_order(
-        uow,
-        oid,
-        claim=claim,
-        event_payload={"transaction_id": transaction_id, "amount_minor": amount_minor},
-    )
-    if not moved.claimed:
-        return False
-    if moved.id is None:
-        await _pending_order(uow, order_id, event_type=DEBITED)  # logs why nothing moved
-    elif amount_minor != moved.total_minor:
-        log.error(
-            "debit amount differs from the order total",
-            order_id=order_id,
-            amount_minor=amount_minor,
-            total_minor=moved.total_minor,
-        )
-    return True
-
-
 async def record_wallets_debited(
     *, uow: UnitOfWork, debits: Sequence[tuple[InboxClaim, str, str, int]]
 ) -> list[bool]:
-    """`record_wallet_debited` for a batch of events (claim, order id, transaction id, amount), in one
-    statement committed on its own; per event, whether it was new to the consumer."""
+    """Apply `payments.wallet.debited` events (claim, order id, transaction id, amount) once each: queue every
+    pending order whose total was debited.
+
+    One statement, committed on its own, claims the events in the inbox and, for those new to the consumer,
+    moves each order while it is pending payment and appends `order.queued`; an order it does not move is
+    read (rare) to log why. Returns, per event, whether it was new to the consumer (a malformed order id
+    counts as applied: there is nothing to do with it, ever).
+    """
     valid: list[tuple[InboxClaim, uuid.UUID, dict[str, Any]]] = []
     amounts: dict[uuid.UUID, tuple[str, int]] = {}
     for claim, order_id, transaction_id, amount_minor in debits:
