@@ -69,4 +69,6 @@ async def test_completing_a_dataset_outlasts_the_default_deadline(
     body = response.json()
     assert (body["id"], body["status"], body["checksum_sha256"]) == (dataset_id, "indexing", checksum)
     (remaining,) = catalog.deadlines
-    assert remaining is not None and COMPLETE_DEADLINE_SECONDS - 60 < remaining <= COMPLETE_DEADLINE_SECONDS
+    # The grpc-timeout header carries the deadline rounded up to its unit: the server may see a hair more.
+    assert remaining is not None
+    assert COMPLETE_DEADLINE_SECONDS - 60 < remaining <= COMPLETE_DEADLINE_SECONDS + 1
