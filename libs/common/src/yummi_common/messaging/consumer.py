@@ -130,6 +130,7 @@ class ConsumerRuntime:
         self._ack_wait = ack_wait
         self._batch = batch
         self._concurrency = max(1, concurrency or settings.consumer_concurrency)
+        self._linger = settings.consumer_batch_linger_seconds
         # The bound is per process, across its subscriptions: each message holds a pooled connection.
         self._slots = asyncio.Semaphore(self._concurrency)
         # Built once: SQLAlchemy reuses its cache key and compiled form for every message.
@@ -186,6 +187,8 @@ class ConsumerRuntime:
                                 max_ack_pending=1000,
                             ),
                         )
+                    if batched and self._linger:
+                        await asyncio.sleep(self._linger)  # let events gather: one batch for several
                     wanted = self._batch if batched else min(self._batch, limit - len(in_flight))
                     try:
                         msgs = await psub.fetch(wanted, timeout=1.0)

@@ -75,6 +75,7 @@ class OutboxRelay:
         self._publish_timeout = publish_timeout
         self._wake = asyncio.Event()
         self._committed: list[_Committed] = []
+        self._linger = settings.outbox_publish_linger_seconds
         self._claim_now = False
         self._published = metrics.OUTBOX_PUBLISHED.labels(service)
         self._service = service
@@ -251,6 +252,8 @@ class OutboxRelay:
             failed = False
             try:
                 if self._committed:
+                    if self._linger and len(self._committed) < self._batch_size:
+                        await asyncio.sleep(self._linger)  # let the rows of concurrent commits join
                     await self.publish_committed()
                 if self._claim_now or loop.time() >= next_claim:
                     self._claim_now = False
