@@ -32,16 +32,8 @@ def _id(value: str, what: str) -> uuid.UUID:
 
 
 async def on_order_placed(uow: UnitOfWork, event: Event, claim: InboxClaim) -> bool:
-    """Debit the wallet for a placed order (or refuse it), claiming the event in the inbox itself."""
-    body = event_body(event, ev.OrderPlaced)
-    return await wallet.debit_for_order(
-        uow=uow,
-        claim=claim,
-        order_id=_id(body.order_id, "order_id"),
-        user_id=_id(body.user_id, "user_id"),
-        amount_minor=body.total_minor,
-        currency=body.currency,
-    )
+    """Debit the wallet for a placed order (or refuse it): a batch of one."""
+    return (await on_orders_placed(uow, [(event, claim)]))[0]
 
 
 async def on_orders_placed(uow: UnitOfWork, batch: list[tuple[Event, InboxClaim]]) -> list[bool]:

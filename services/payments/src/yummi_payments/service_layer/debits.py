@@ -1,7 +1,7 @@
 """The wallet side of the order saga for a fetched batch of `orders.order.placed` events, in one transaction.
 
-The same rules as `wallet.debit_for_order` (which handles one event, and every event of a batch that failed),
-with the statements shared by the whole batch: claim the events in the inbox, lock the buyers' wallets (in
+One event is a batch of one (the consumer's single-event path, which every event of a failed batch takes).
+The statements are shared by the whole batch: claim the events in the inbox, lock the buyers' wallets (in
 user id order, so concurrent batches cannot deadlock), read the orders' charge rows, decide each debit in
 Python with `ledger.decide_debit` against the wallet as the batch's earlier debits left it, then write every
 ledger entry, balance, charge row and event with one statement. Any failure (a charge row that appeared

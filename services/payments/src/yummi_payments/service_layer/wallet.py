@@ -7,27 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, insert, literal, or_, select, true, update
+from sqlalchemy import and_, bindparam, literal, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from yummi.events.v1 import events_pb2 as ev
-from yummi_common.db import UnitOfWork, outbox_cte
+from yummi_common.db import UnitOfWork
 from yummi_common.errors import Conflict, InvalidArgument, NotFound
 from yummi_common.logging import get_logger
-from yummi_common.messaging.consumer import InboxClaim, inbox_claim_cte
 from yummi_common.pagination import decode_cursor, encode_cursor
 from yummi_common.timeutil import utcnow
 from yummi_payments.adapters.tables import (
     chargebacks,
-    messaging,
     order_charges,
     payments,
     wallet_transactions,
     wallets,
 )
 from yummi_payments.domain import ledger
-from yummi_payments.domain.ledger import DebitRejection, OrderChargeStatus, Posting, WalletState
+from yummi_payments.domain.ledger import OrderChargeStatus, Posting, WalletState
 from yummi_payments.domain.payment import PaymentStatus
 from yummi_payments.service_layer.ids import parse_id
 
@@ -147,164 +145,12 @@ def _balance_update(user_id: uuid.UUID, posting: Posting) -> Any:
     )
 
 
-def _order_debit_statement() -> Any:
-    """The debit's ledger entry, balance move and `debited` charge row as one statement (built once).
-
-    The same writes as `post_entry` plus the charge INSERT and the outbox row of `payments.wallet.debited`
-    (`UnitOfWork.outbox_params`), chained on the entry id the first one returns (bound names differ from the
-    wallet's column names, which an UPDATE would take as values to SET). When the order already has a charge
-    row (the wallet decided about it before, or it was closed first) or the ledger already holds this debit
-    (its cause key), nothing is written and no row comes back. Run it holding the wallet's lock, taken by an
-    earlier statement: this statement's snapshot then sees every charge committed before the lock was had.
-    """
-    entry = select(
-        bindparam("entry_id", type_=wallet_transactions.c.id.type),
-        bindparam("owner", type_=wallet_transactions.c.user_id.type),
-        bindparam("posting_minor", type_=wallet_transactions.c.amount_minor.type),
-        bindparam("balance_after_minor", type_=wallet_transactions.c.balance_after_minor.type),
-        bindparam("entry_type", type_=wallet_transactions.c.entry_type.type),
-        bindparam("cause_key", type_=wallet_transactions.c.cause_key.type),
-        bindparam("order_id", type_=wallet_transactions.c.order_id.type),
-        bindparam("note", type_=wallet_transactions.c.note.type),
-        bindparam("now", type_=wallet_transactions.c.created_at.type),
-    ).where(
-        ~exists(select(order_charges.c.order_id).where(order_charges.c.order_id == bindparam("order_id")))
-    )
-    posted = (
-        pg_insert(wallet_transactions)
-        .from_select(
-            [
-                "id",
-                "user_id",
-                "amount_minor",
-                "balance_after_minor",
-                "entry_type",
-                "cause_key",
-                "order_id",
-                "note",
-                "created_at",
-            ],
-            entry,
-        )
-        .on_conflict_do_nothing(index_elements=[wallet_transactions.c.cause_key])
-        .returning(wallet_transactions.c.id)
-        .cte("posted")
-    )
-    moved = (
-        update(wallets)
-        .where(wallets.c.user_id == bindparam("owner"), exists(select(posted.c.id)))
-        .values(
-            balance_minor=wallets.c.balance_minor + bindparam("posting_minor"),
-            debits_blocked=bindparam("blocked"),
-            updated_at=bindparam("now"),
-        )
-        .returning(wallets.c.user_id)
-        .cte("moved")
-    )
-    charge_columns = ["order_id", "user_id", "amount_minor", "currency", "created_at", "updated_at"]
-    charged = (
-        insert(order_charges)
-        .from_select(
-            [*charge_columns, "status", "debit_transaction_id"],
-            select(
-                bindparam("order_id", type_=order_charges.c.order_id.type),
-                bindparam("owner", type_=order_charges.c.user_id.type),
-                bindparam("amount_minor", type_=order_charges.c.amount_minor.type),
-                bindparam("charge_currency", type_=order_charges.c.currency.type),
-                bindparam("now", type_=order_charges.c.created_at.type),
-                bindparam("now", type_=order_charges.c.updated_at.type),
-                literal(OrderChargeStatus.DEBITED.value),
-                posted.c.id,
-            ),
-        )
-        .returning(order_charges.c.order_id)
-        .cte("charged")
-    )
-    return select(posted.c.id).add_cte(moved, charged, outbox_cte(messaging.outbox, when=posted))
-
-
-def _claim_and_lock_statement() -> Any:
-    """Claim the `order.placed` event in the inbox and, when it is new, lock the buyer's wallet row, in one
-    statement (`InboxClaim.params` and `user_id`): one row back, `claimed` and the wallet's columns (NULL
-    when the event was seen before or the user has no wallet yet)."""
-    claimed = inbox_claim_cte(messaging.inbox)
-    locked = (
-        select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency)
-        .where(wallets.c.user_id == bindparam("user_id"), exists(select(claimed.c.event_id)))
-        .with_for_update()
-        .cte("locked")
-    )
-    return select(
-        exists(select(claimed.c.event_id)).label("claimed"),
-        locked.c.balance_minor,
-        locked.c.debits_blocked,
-        locked.c.currency,
-    ).select_from(select(literal(1).label("one")).subquery("one").outerjoin(locked, true()))
-
-
-# The debit's statements are built once: SQLAlchemy reuses their cache key and compiled form on every call.
+# Built once: SQLAlchemy reuses its cache key and compiled form on every call.
 LOCK_WALLET = (
     select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency)
     .where(wallets.c.user_id == bindparam("user_id"))
     .with_for_update()
 )
-CLAIM_AND_LOCK_WALLET = _claim_and_lock_statement()
-CHARGE_STATUS = select(order_charges.c.status).where(order_charges.c.order_id == bindparam("order_id"))
-ORDER_DEBIT = _order_debit_statement()
-
-
-async def post_order_debit(
-    uow: UnitOfWork,
-    *,
-    order_id: uuid.UUID,
-    user_id: uuid.UUID,
-    posting: Posting,
-    amount_minor: int,
-    currency: str,
-) -> uuid.UUID | None:
-    """Post an order's debit, move the balance, store its `debited` charge row and write the
-    `payments.wallet.debited` event, in one statement (the wallet's row must be locked already).
-
-    None (and nothing written) when the order already has a charge row or the ledger holds this debit.
-    """
-    entry_id = uuid.uuid4()
-    cause_key = ledger.debit_cause(order_id)
-    debited = uow.outbox_params(
-        "payments.wallet.debited",
-        ev.WalletDebited(
-            order_id=str(order_id),
-            user_id=str(user_id),
-            amount_minor=amount_minor,
-            currency=currency,
-            transaction_id=str(entry_id),
-            balance_minor=posting.wallet.balance_minor,
-        ),
-    )
-    posted_id = (
-        await uow.session.execute(
-            ORDER_DEBIT,
-            {
-                "entry_id": entry_id,
-                "owner": user_id,
-                "posting_minor": posting.amount_minor,
-                "balance_after_minor": posting.wallet.balance_minor,
-                "entry_type": posting.entry_type.value,
-                "cause_key": cause_key,
-                "order_id": order_id,
-                "note": f"order {order_id}"[:MAX_REASON],
-                "now": utcnow(),
-                "blocked": posting.wallet.debits_blocked,
-                "amount_minor": amount_minor,
-                "charge_currency": currency,
-                **debited,
-            },
-        )
-    ).scalar()
-    if posted_id is None:
-        log.info("order already handled by the wallet", order_id=str(order_id), cause_key=cause_key)
-        return None
-    uow.event_written(debited)  # posted, so its event was written too
-    return entry_id
 
 
 # --- the order saga ------------------------------------------------------------------------------------
@@ -331,73 +177,6 @@ def _charge_row(
         updated_at=now,
         **extra,
     )
-
-
-async def debit_for_order(
-    *,
-    uow: UnitOfWork,
-    claim: InboxClaim,
-    order_id: uuid.UUID,
-    user_id: uuid.UUID,
-    amount_minor: int,
-    currency: str,
-) -> bool:
-    """Pay for a placed order from the wallet, or refuse it; an order seen before or closed is left alone.
-
-    Applies `orders.order.placed` once: the first statement claims the event in the inbox (`claim`) and locks
-    the wallet, the second posts the debit with its event. Returns whether the event was new (the caller
-    commits then).
-    """
-    session = uow.session
-    locked = (await session.execute(CLAIM_AND_LOCK_WALLET, {"user_id": user_id, **claim.params()})).one()
-    if not locked.claimed:
-        return False
-    if locked.balance_minor is None:  # the user's first posting: create the wallet, then lock it
-        wallet = await lock_wallet(session, user_id)
-    else:
-        wallet = WalletState(
-            balance_minor=locked.balance_minor, debits_blocked=locked.debits_blocked, currency=locked.currency
-        )
-    decision = ledger.decide_debit(wallet, amount_minor=amount_minor, currency=currency)
-    if isinstance(decision, DebitRejection):
-        existing = (await session.execute(CHARGE_STATUS, {"order_id": order_id})).first()
-        if existing is not None:
-            log.info("order already handled by the wallet", order_id=str(order_id), status=existing.status)
-            return True
-        await session.execute(
-            _charge_row(
-                order_id=order_id,
-                user_id=user_id,
-                amount_minor=amount_minor,
-                currency=currency,
-                status=OrderChargeStatus.REJECTED,
-                reason=decision.value,
-            )
-        )
-        uow.emit(
-            "payments.wallet.debit_rejected",
-            ev.WalletDebitRejected(
-                order_id=str(order_id),
-                user_id=str(user_id),
-                amount_minor=amount_minor,
-                currency=currency,
-                reason=decision.value,
-                balance_minor=wallet.balance_minor,
-            ),
-        )
-        log.info("order debit rejected", order_id=str(order_id), reason=decision.value)
-        return True
-    entry_id = await post_order_debit(
-        uow,
-        order_id=order_id,
-        user_id=user_id,
-        posting=decision,
-        amount_minor=amount_minor,
-        currency=currency,
-    )
-    if entry_id is not None:
-        log.info("order debited", order_id=str(order_id), amount_minor=amount_minor)
-    return True
 
 
 async def refund_for_order(
