@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -195,9 +196,10 @@ class ConsumerRuntime:
                     except (NatsTimeoutError, TimeoutError):
                         continue
                     if batched and len(msgs) > 1:
-                        tasks = [asyncio.create_task(self._handle_batch_guarded(sub, msgs, durable))]
+                        jobs = [functools.partial(self.handle_batch, sub, msgs)]
                     else:
-                        tasks = [asyncio.create_task(self._handle_guarded(sub, msg, durable)) for msg in msgs]
+                        jobs = [functools.partial(self.handle_message, sub, msg) for msg in msgs]
+                    tasks = [asyncio.create_task(self._guarded(job, durable)) for job in jobs]
                     for task in tasks:
                         in_flight.add(task)
                         task.add_done_callback(in_flight.discard)
@@ -214,24 +216,16 @@ class ConsumerRuntime:
             for task in in_flight:
                 task.cancel()
 
-    async def _handle_guarded(self, sub: Subscription, msg: Msg, durable: str) -> None:
-        """Handle one message; an error outside the handler (an ack lost with NATS) means redelivery later."""
+    async def _guarded(self, handling: Callable[[], Awaitable[None]], durable: str) -> None:
+        """Handle a message or a batch in a slot; an error outside the handlers (an ack lost with NATS) means
+        redelivery after ack_wait."""
         try:
             async with self._slots:
-                await self.handle_message(sub, msg)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the message is redelivered after ack_wait
-            log.warning("message handling error; left for redelivery", consumer=durable, error=str(exc))
-
-    async def _handle_batch_guarded(self, sub: Subscription, msgs: list[Msg], durable: str) -> None:
-        try:
-            async with self._slots:
-                await self.handle_batch(sub, msgs)
+                await handling()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the messages are redelivered after ack_wait
-            log.warning("batch handling error; left for redelivery", consumer=durable, error=str(exc))
+            log.warning("message handling error; left for redelivery", consumer=durable, error=str(exc))
 
     async def handle_batch(self, sub: Subscription, msgs: list[Msg]) -> None:
         """Apply fetched messages with the subscription's batch handler, then ack them; when the batch fails,
