@@ -56,12 +56,14 @@ from common import (  # noqa: E402 - the bench folder is not a package
     Connection,
     CpuMeter,
     RouteStats,
+    describe_speed,
     format_table,
     git_state,
     hotspots,
     layers,
     load_average,
     machine_facts,
+    machine_speed,
     run_async,
     summarise,
 )
@@ -936,6 +938,7 @@ def report(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines += [
         f"- machine: {m['nproc']} cores, {m['cpu_model']}, {m['ram_gib']} GiB RAM, Python {m['python']}",
+        f"- {describe_speed(results['speed'])}",
         f"- code: {results['git']}",
         f"- command: `{results['command']}`",
         f"- load average before: {results['load_before']}; after: {results['load_after']}",
@@ -1057,6 +1060,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_facts(),
         "git": git_state(ROOT),
         "load_before": load_average(),
+        "speed": machine_speed(),
         "phases": [],
     }
     say(f"load average before: {results['load_before']}")

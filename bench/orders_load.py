@@ -47,10 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402 - the bench folder is not a package
     Connection,
     CpuMeter,
+    describe_speed,
     git_state,
     hotspots,
     load_average,
     machine_facts,
+    machine_speed,
     percentile,
     run_async,
 )
@@ -473,6 +475,7 @@ def report(
         f"machine: {facts['nproc']} x {facts['cpu_model']}, {facts['ram_gib']} GiB RAM, "
         f"Python {facts['python']}"
     )
+    print(describe_speed(args.speed))
     print(f"code: {git_state(ROOT)}; load average before: {load_before}, after: {load_average()}")
     print(
         f"POST /v1/orders: {args.clients} clients"
@@ -610,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         help="py-spy the services (own stack only) during the window; speedscope files go to DIR",
     )
     args = parser.parse_args(argv)
+    args.speed = machine_speed()  # before anything of the run starts: this machine, today
     if args.gateway:
         if not args.simulator:
             parser.error("--gateway needs --simulator (the shoppers are funded through it)")
