@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from yummi_common import metrics, migrations, telemetry
 from yummi_common.db import UnitOfWork, create_engine, create_session_factory
+from yummi_common.heap import settle_heap
 from yummi_common.logging import configure_logging, get_logger
 from yummi_common.messaging.consumer import ConsumerRuntime, Subscription
 from yummi_common.messaging.events import subject_for
@@ -200,6 +201,7 @@ async def serve(spec: ServiceSpec, settings: Settings) -> None:
         addr=settings.grpc_addr_for(spec.name), register=lambda s: spec.register(s, runtime)
     )
     metrics_server = metrics.start_metrics_server(settings.metrics_port_for(spec.name))
+    settle_heap()
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from yummi_common.heap import settle_heap
 from yummi_common.settings import Settings
 from yummi_gateway.bootstrap import Gateway, start_gateway
 from yummi_gateway.compression import CompressionMiddleware
@@ -43,9 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = await start_gateway(settings, metrics)
         app.state.gateway = gateway
-        # Everything built so far (modules, routes, clients) lives as long as the process: keep it out of
-        # the collector's generations, so collections during requests only walk what requests allocate.
-        gc.freeze()
+        settle_heap()  # modules, routes and clients live as long as the process: out of the collector's way
         try:
             yield
         finally:
