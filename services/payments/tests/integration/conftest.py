@@ -27,12 +27,12 @@ from yummi.payments.v1 import payments_pb2_grpc
 from yummi_common import migrations
 from yummi_common.grpc_client import make_channel
 from yummi_common.grpc_server import start_grpc_server
-from yummi_common.messaging.consumer import ConsumerRuntime
+from yummi_common.messaging.consumer import ConsumerRuntime, Subscription
 from yummi_common.messaging.events import decode_body, subject_for
 from yummi_common.service import Runtime
 from yummi_common.settings import Settings
 from yummi_common.timeutil import utcnow
-from yummi_devstack.messages import FakeMsg
+from yummi_devstack.messages import FakeMsg, event_message
 from yummi_payments.adapters.payfast_client import PayfastItnVerifier
 from yummi_payments.adapters.tables import messaging, metadata, payments
 from yummi_payments.bootstrap import MIGRATIONS_DIR
@@ -72,6 +72,19 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     await rt.close()
 
 
+def _consumer_runtime(runtime: Runtime, subs: list[Subscription]) -> ConsumerRuntime:
+    """This service's consumer runtime for driving handlers directly (`handle_message`, `handle_batch`)."""
+    return ConsumerRuntime(
+        service="payments",
+        engine=runtime.engine,
+        uow_factory=runtime.uow,
+        tables=messaging,
+        js=None,  # type: ignore[arg-type]  # handling a given message never touches JetStream
+        settings=runtime.settings,
+        subscriptions=subs,
+    )
+
+
 Deliver = Callable[..., Awaitable[uuid.UUID]]
 
 
@@ -79,15 +92,7 @@ Deliver = Callable[..., Awaitable[uuid.UUID]]
 def deliver(runtime: Runtime) -> Deliver:
     """Deliver an event through the real consumer path (inbox row, handler, commit) of this service."""
     subs = {sub.event_type: sub for sub in subscriptions(runtime)}
-    consumers = ConsumerRuntime(
-        service="payments",
-        engine=runtime.engine,
-        uow_factory=runtime.uow,
-        tables=messaging,
-        js=None,  # type: ignore[arg-type]  # handle_message never touches JetStream
-        settings=runtime.settings,
-        subscriptions=list(subs.values()),
-    )
+    consumers = _consumer_runtime(runtime, list(subs.values()))
 
     async def _deliver(event_type: str, body: Message, *, event_id: uuid.UUID | None = None) -> uuid.UUID:
         eid = event_id or uuid.uuid4()
@@ -122,25 +127,10 @@ def deliver_batch(runtime: Runtime) -> Callable[[list[tuple[uuid.UUID, Message]]
             raise
 
     sub = replace(real, batch=watched)
-    consumers = ConsumerRuntime(
-        service="payments",
-        engine=runtime.engine,
-        uow_factory=runtime.uow,
-        tables=messaging,
-        js=None,  # type: ignore[arg-type]  # handle_batch never touches JetStream
-        settings=runtime.settings,
-        subscriptions=[sub],
-    )
+    consumers = _consumer_runtime(runtime, [sub])
 
     async def _deliver(events: list[tuple[uuid.UUID, Message]]) -> list[FakeMsg]:
-        msgs = [
-            FakeMsg(
-                subject_for("test", sub.event_type),
-                body.SerializeToString(),
-                {"ce-id": str(eid), "ce-type": sub.event_type, "Nats-Msg-Id": str(eid)},
-            )
-            for eid, body in events
-        ]
+        msgs = [event_message(eid, sub.event_type, body.SerializeToString()) for eid, body in events]
         failures.clear()
         await consumers.handle_batch(sub, msgs)  # type: ignore[arg-type]
         assert not failures, f"the batch failed and went one by one: {failures!r}"
