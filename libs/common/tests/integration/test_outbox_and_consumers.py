@@ -16,6 +16,7 @@ from typing import Any
 
 import nats
 import pytest
+from nats.js.errors import TooManyStalledMsgsError
 from sqlalchemy import Column, Integer, MetaData, Table, bindparam, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import UUID
 
@@ -514,6 +515,41 @@ async def test_an_event_sent_by_both_paths_reaches_the_stream_once(harness: Harn
     assert harness.runtime.js is not None
     info = await harness.runtime.js.stream_info(harness.settings.nats_stream)
     assert info.state.messages == 1  # JetStream kept one copy (Nats-Msg-Id)
+
+
+async def test_a_full_publish_window_leaves_the_rows_for_a_later_round(harness: Harness) -> None:
+    """The relay's sends wait for the client's window of unacknowledged publishes under one deadline: when the
+    window stays full the batch fails, nothing is marked, and the rows go once the window frees."""
+    _stop_runtime_relay(harness)
+    harness.runtime.relay = None
+    ids = [await harness.emit(10 + n) for n in range(3)]
+    nc = await nats.connect(harness.settings.nats_url)
+    try:
+        silent = f"commontest-silent.{uuid.uuid4().hex}"  # outside every stream
+        await nc.subscribe(silent)  # takes the message and never answers: no ack comes
+        js = nc.jetstream(publish_async_max_pending=1)
+        stuck = await js.publish_async(silent, b"x")
+        relay = RecordingRelay(
+            engine=harness.runtime.engine,
+            tables=harness.tables,
+            js=js,
+            settings=harness.settings,
+            service="commontest",
+            claim_after=0.0,
+            publish_timeout=0.3,
+        )
+        with pytest.raises(TooManyStalledMsgsError):  # the client's word for our deadline ending the wait
+            await relay.publish_batch()
+        assert relay.sent == ids[:1]  # the first send waited for the window; the others were not tried
+        assert await harness.unpublished() == 3
+        stuck.cancel()  # frees the window (as an ack would)
+        assert await relay.publish_batch() == 3
+    finally:
+        await nc.close()
+    assert await harness.unpublished() == 0
+    await _wait_for(lambda: _eq(harness.effect_count(), 3), within=5)
+    for eid in ids:
+        assert await harness.effect_count(eid) == 1
 
 
 async def _eq(awaitable: object, expected: int) -> bool:

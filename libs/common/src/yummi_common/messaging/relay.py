@@ -163,15 +163,20 @@ class OutboxRelay:
         return len(published)
 
     async def _publish_rows(self, rows: Sequence[Any]) -> list[Any]:
-        """Send every row, then await all their acks (within `publish_timeout`): a PubAck or an error each."""
+        """Send every row, then await all their acks (within `publish_timeout`): a PubAck or an error each.
+
+        The sends go back to back without yielding to the event loop, so the client writes the whole batch to
+        the socket at once (one send, not one per row); one deadline bounds them all, in case the client's
+        window of unacknowledged publishes is full and a send has to wait.
+        """
         futures: list[asyncio.Future[Any]] = []
         send_error: Exception | None = None
-        for row in rows:
-            try:
-                futures.append(await self._publish_row(row))
-            except Exception as exc:  # noqa: BLE001 - not sent: this row and the rest wait for the next round
-                send_error = exc
-                break
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                for row in rows:
+                    futures.append(await self._publish_row(row))
+        except Exception as exc:  # noqa: BLE001 - not sent: this row and the rest wait for the next round
+            send_error = exc
         if futures:
             _done, pending = await asyncio.wait(futures, timeout=self._publish_timeout)
             for future in pending:
@@ -213,12 +218,10 @@ class OutboxRelay:
         ) as span:
             if span is not None:
                 telemetry.inject(headers)
+            # No wait_stall: the client would wrap every send in asyncio.wait_for (a task and a trip through
+            # the event loop per row, so a socket write per row); the caller's deadline bounds a stall.
             return await self._js.publish_async(
-                subject,
-                row.payload,
-                wait_stall=self._publish_timeout,
-                stream=self._settings.nats_stream,
-                headers=headers,
+                subject, row.payload, stream=self._settings.nats_stream, headers=headers
             )
 
     async def backlog(self) -> tuple[int, float]:
