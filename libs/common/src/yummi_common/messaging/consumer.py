@@ -26,6 +26,7 @@ from yummi_common.context import request_id
 from yummi_common.db import UnitOfWork, UnitOfWorkFactory
 from yummi_common.logging import get_logger
 from yummi_common.messaging.events import EVENT_TYPES, Event, decode_body, subject_for
+from yummi_common.messaging.pull import PullConsumer
 from yummi_common.messaging.tables import MessagingTables
 from yummi_common.settings import Settings
 
@@ -174,9 +175,8 @@ class ConsumerRuntime:
                         await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                         continue
                     if psub is None:
-                        psub = await self._js.pull_subscribe(
-                            subject,
-                            durable=durable,
+                        psub = await PullConsumer.bind(
+                            self._js,
                             stream=self._settings.nats_stream,
                             config=ConsumerConfig(
                                 durable_name=durable,
@@ -192,7 +192,7 @@ class ConsumerRuntime:
                         await asyncio.sleep(self._linger)  # let events gather: one batch for several
                     wanted = self._batch if batched else min(self._batch, limit - len(in_flight))
                     try:
-                        msgs = await psub.fetch(wanted, timeout=1.0)
+                        msgs = await psub.fetch(wanted, max_wait=1.0)
                     except (NatsTimeoutError, TimeoutError):
                         continue
                     if batched and len(msgs) > 1:
@@ -207,6 +207,8 @@ class ConsumerRuntime:
                     raise
                 except Exception as exc:  # noqa: BLE001 - NATS or Postgres away: wait and go on
                     log.warning("consumer loop error; retrying", consumer=durable, error=str(exc))
+                    if psub is not None:
+                        await psub.close()
                     psub = None
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=1.0)
@@ -215,6 +217,8 @@ class ConsumerRuntime:
         finally:
             for task in in_flight:
                 task.cancel()
+            if psub is not None:
+                await psub.close()
 
     async def _guarded(self, handling: Callable[[], Awaitable[None]], durable: str) -> None:
         """Handle a message or a batch in a slot; an error outside the handlers (an ack lost with NATS) means
