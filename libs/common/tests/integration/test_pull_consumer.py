@@ -180,3 +180,13 @@ async def test_a_consumer_deleted_between_fetches_is_an_error_and_binding_again_
         assert _bodies(await again.fetch(8, max_wait=5.0)) == [0, 1]
     finally:
         await again.close()
+
+
+async def test_a_lost_answer_is_a_timeout_while_the_consumer_is_still_there(stream: Stream) -> None:
+    consumer = await stream.consumer()
+    try:
+        await consumer.close()  # answers now go nowhere, as if lost in a reconnect
+        with pytest.raises(TimeoutError):
+            await consumer.fetch(8, max_wait=0.5)
+    finally:
+        await consumer.close()

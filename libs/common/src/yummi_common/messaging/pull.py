@@ -32,8 +32,13 @@ _ENDS_REQUEST = frozenset({StatusCode.NO_MESSAGES, StatusCode.REQUEST_TIMEOUT, S
 class PullConsumer:
     """Fetches batches from one durable consumer (created with `config` when it does not exist)."""
 
-    def __init__(self, nc: Client, *, stream: str, durable: str, api_prefix: str = "$JS.API") -> None:
+    def __init__(
+        self, js: JetStreamContext, nc: Client, *, stream: str, durable: str, api_prefix: str = "$JS.API"
+    ) -> None:
+        self._js = js
         self._nc = nc
+        self._stream = stream
+        self._durable = durable
         self._next_subject = f"{api_prefix}.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._inbox = nc.new_inbox()
         self._sub: Subscription | None = None
@@ -52,7 +57,7 @@ class PullConsumer:
             await js.consumer_info(stream, durable)
         except NotFoundError:
             await js.add_consumer(stream, config=config)
-        consumer = cls(nc, stream=stream, durable=durable)
+        consumer = cls(js, nc, stream=stream, durable=durable)
         consumer._sub = await nc.subscribe(consumer._inbox, cb=consumer._on_message)
         return consumer
 
@@ -99,9 +104,10 @@ class PullConsumer:
     async def _request(self, batch: int, max_wait: float, *, wait: bool) -> list[Msg]:
         """One pull request; its messages until the batch is full or a status ends it (or `max_wait`).
 
-        A waiting request expires on the server a little before `max_wait` (it answers 408); a request that
-        gets no answer at all went to a consumer that is not there (deleted, or a stream that was recreated):
-        ConsumerGoneError, for the caller to bind again.
+        A waiting request expires on the server a little before `max_wait` (it answers 408). One that gets no
+        answer at all went to a consumer that is not there (deleted, or its stream recreated) or was lost on
+        the way (a reconnect, or an answer not read yet on a starved process): the consumer is looked up, and
+        when it is gone ConsumerGoneError tells the caller to bind again.
         """
         request: dict[str, object] = {"batch": batch}
         if wait:
@@ -137,8 +143,14 @@ class PullConsumer:
         except TimeoutError:
             # The request's messages so far (a late one waits in the buffer for the next fetch).
             if wait and not answered:
-                raise ConsumerGoneError(f"no answer to a pull request on {self._next_subject}") from None
+                await self._check_exists()
         return got
+
+    async def _check_exists(self) -> None:
+        try:
+            await self._js.consumer_info(self._stream, self._durable)
+        except NotFoundError as exc:
+            raise ConsumerGoneError(f"consumer {self._durable} of stream {self._stream} is gone") from exc
 
 
 class ConsumerGoneError(Exception):
