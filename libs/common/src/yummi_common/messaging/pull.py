@@ -78,18 +78,22 @@ class PullConsumer:
         wait up to `max_wait` for the first and take what came with it. TimeoutError when none came."""
         if batch < 1:
             raise ValueError("batch must be at least 1")
-        msgs = self._take_buffered(batch)
-        if len(msgs) < batch:
-            msgs += await self._request(batch - len(msgs), max_wait, wait=False)
+        msgs = await self._available(batch, max_wait)
         if msgs:
             return msgs
         msgs = await self._request(1, max_wait, wait=True)
         if not msgs:
             raise TimeoutError("no message within max_wait")
         if batch > 1:  # the first one woke us: take what arrived beside it
-            msgs += self._take_buffered(batch - 1)
-            if len(msgs) < batch:
-                msgs += await self._request(batch - len(msgs), max_wait, wait=False)
+            msgs += await self._available(batch - 1, max_wait)
+        return msgs
+
+    async def _available(self, limit: int, max_wait: float) -> list[Msg]:
+        """Up to `limit` messages without waiting for new ones: those delivered already, then what the
+        consumer has now."""
+        msgs = self._take_buffered(limit)
+        if len(msgs) < limit:
+            msgs += await self._request(limit - len(msgs), max_wait, wait=False)
         return msgs
 
     def _take_buffered(self, limit: int) -> list[Msg]:
