@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -193,7 +192,7 @@ class ConsumerRuntime:
                     wanted = self._batch if batched else min(self._batch, limit - len(in_flight))
                     try:
                         msgs = await psub.fetch(wanted, max_wait=1.0)
-                    except (NatsTimeoutError, TimeoutError):
+                    except TimeoutError:  # nothing came within the fetch's wait
                         continue
                     if batched and len(msgs) > 1:
                         jobs = [functools.partial(self.handle_batch, sub, msgs)]
