@@ -154,7 +154,7 @@ async def test_repeat_itn_for_a_completed_payment_is_accepted_and_changes_nothin
     assert (first.accepted, first.outcome) == (True, "credited")
     assert (again.accepted, again.outcome) == (True, "duplicate")
     assert len(await emitted("payments.payment.credited", reference=response.reference)) == 1
-    assert [o for o, _ in await audits(runtime, response.reference)] == ["credited", "duplicate"]
+    assert await audits(runtime, response.reference) == [("credited", None), ("duplicate", None)]
 
 
 async def test_failed_payment_is_recorded_and_credits_nothing(stub, runtime, simulator, emitted):
@@ -168,6 +168,44 @@ async def test_failed_payment_is_recorded_and_credits_nothing(stub, runtime, sim
     status = await status_of(stub, user, response.reference)
     assert (status.status, status.payfast_status) == ("failed", "FAILED")
     assert await emitted("payments.payment.credited", reference=response.reference) == []
+
+
+async def test_a_pending_itn_is_recorded_and_the_complete_one_after_it_credits_once(
+    stub, runtime, simulator, emitted
+):
+    user = uuid.uuid4()
+    response = await initiate(stub, user, 5_000)
+    pending = urlencode(simulator.build_itn(checkout_of(response), payment_status="PENDING")).encode()
+    complete = urlencode(simulator.build_itn(checkout_of(response))).encode()
+
+    outcomes = [(await itn(stub, body)).outcome for body in (pending, pending, complete, complete)]
+
+    assert outcomes == ["recorded", "recorded", "credited", "duplicate"]
+    status = await status_of(stub, user, response.reference)
+    assert (status.status, status.payfast_status) == ("complete", "COMPLETE")
+    assert len(await emitted("payments.payment.credited", reference=response.reference)) == 1
+    assert [o for o, _ in await audits(runtime, response.reference)] == outcomes
+
+
+async def test_a_complete_itn_after_a_failed_one_is_audited_as_a_conflict_and_credits_nothing(
+    stub, runtime, simulator, emitted
+):
+    user = uuid.uuid4()
+    response = await initiate(stub, user, 5_000)
+    failed = urlencode(simulator.build_itn(checkout_of(response), payment_status="FAILED")).encode()
+    complete = urlencode(simulator.build_itn(checkout_of(response))).encode()
+
+    first = await itn(stub, failed)
+    late = await itn(stub, complete)
+
+    assert (first.outcome, late.accepted, late.outcome) == ("recorded", True, "duplicate")
+    status = await status_of(stub, user, response.reference)
+    assert (status.status, status.payfast_status, status.wallet_credited) == ("failed", "FAILED", False)
+    assert await emitted("payments.payment.credited", reference=response.reference) == []
+    assert await audits(runtime, response.reference) == [
+        ("recorded", None),
+        ("duplicate", "conflicts_with_final_status"),
+    ]
 
 
 async def _assert_rejected(stub, runtime, emitted, user, response, body, client_ip, reason) -> None:

@@ -9,17 +9,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    DateTime,
+    Text,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yummi.events.v1 import events_pb2 as ev
-from yummi_common.db import UnitOfWork
+from yummi_common.db import UnitOfWork, outbox_cte
 from yummi_common.errors import InvalidArgument, NotFound, Unavailable
 from yummi_common.logging import get_logger
 from yummi_common.timeutil import utcnow
 from yummi_payments.adapters.payfast_client import ItnVerifier
-from yummi_payments.adapters.tables import itn_audit, payments
+from yummi_payments.adapters.tables import itn_audit, messaging, payments
 from yummi_payments.config import PayfastConfig
 from yummi_payments.domain import payfast
 from yummi_payments.domain.payfast import Itn, ItnError
@@ -131,10 +146,9 @@ async def handle_itn(
             f"ITN rejected: {exc.detail}", errors=[{"field": "itn", "message": exc.reason}]
         ) from exc
     payload = itn.as_dict()
-    async with uow_factory() as uow:
-        payment = (
-            await uow.session.execute(select(payments).where(payments.c.reference == itn.reference))
-        ).first()
+    async with uow_factory() as uow:  # one statement, no transaction around it
+        found = await uow.execute_alone(_PAYMENT_BY_REFERENCE, {"reference": itn.reference})
+    payment = found[0] if found else None
     if payment is None:
         await _audit(uow_factory, itn, None, client_ip, "rejected", "unknown_payment", payload)
         raise InvalidArgument(
@@ -156,56 +170,117 @@ async def handle_itn(
     except Unavailable as exc:
         await _audit(uow_factory, itn, payment.id, client_ip, "unavailable", exc.message, payload)
         raise
-    return await _apply_itn(uow_factory, itn, payment.id, client_ip, payload)
+    return await _apply_itn(uow_factory, itn, payment, client_ip, payload)
+
+
+def _apply_itn_statement(*, credits: bool) -> Any:
+    """Apply a verified ITN to its payment in one statement (committed on its own).
+
+    `current` locks the payment row and reads it as it is now (after any concurrent ITN for it committed);
+    `changed` moves it only while its status is not final; `audited` records the ITN with its outcome: the
+    given one when the payment moved, else `duplicate` (with `conflicts_with_final_status` when the final
+    status is not the one this ITN reports). With `credits` the `payments.payment.credited` event is written
+    when the payment moved. Returns the payment's status before, and whether it moved (no row: no payment).
+
+    No bound name may be a column of `payments`: SQLAlchemy would add such a parameter to the UPDATE's SET.
+    """
+    now = bindparam("now", type_=DateTime(timezone=True))
+    itn_payload = bindparam("payload", type_=JSONB)
+    new_payfast_status = bindparam("new_payfast_status", type_=Text)
+    current = (
+        select(payments.c.id, payments.c.status, payments.c.payfast_status)
+        .where(payments.c.id == bindparam("payment_id", type_=UUID(as_uuid=True)))
+        .with_for_update()
+        .cte("current")
+    )
+    final = sorted(status.value for status in FINAL_STATUSES)
+    changed = (
+        update(payments)
+        .where(payments.c.id == current.c.id, current.c.status.not_in(final))
+        .values(
+            status=bindparam("new_status", type_=Text),
+            payfast_status=new_payfast_status,
+            pf_payment_id=bindparam("new_pf_payment_id", type_=Text),
+            last_itn_payload=itn_payload,
+            updated_at=now,
+            completed_at=bindparam("new_completed_at", type_=DateTime(timezone=True)),
+        )
+        .returning(payments.c.id)
+        .cte("changed")
+    )
+
+    def moved() -> Any:
+        return exists(select(literal_column("1")).select_from(changed))
+
+    audited = (
+        insert(itn_audit)
+        .from_select(
+            ["id", "reference", "payment_id", "client_ip", "outcome", "reason", "payload", "created_at"],
+            select(
+                bindparam("audit_id", type_=UUID(as_uuid=True)),
+                bindparam("itn_reference", type_=Text),
+                current.c.id,
+                bindparam("client_ip", type_=Text),
+                case((moved(), bindparam("outcome", type_=Text)), else_=literal("duplicate")),
+                case(
+                    (or_(moved(), current.c.payfast_status == new_payfast_status), null()),
+                    else_=literal("conflicts_with_final_status"),
+                ),
+                itn_payload,
+                now,
+            ).select_from(current),
+        )
+        .returning(itn_audit.c.id)
+        .cte("audited")
+    )
+    statement = select(
+        current.c.status.label("previous_status"),
+        current.c.payfast_status.label("previous_payfast_status"),
+        moved().label("moved"),
+    ).add_cte(audited)
+    if credits:
+        statement = statement.add_cte(outbox_cte(messaging.outbox, when=changed))
+    return statement
+
+
+# Built once: SQLAlchemy reuses their cache keys and compiled forms on every ITN.
+_PAYMENT_BY_REFERENCE = select(payments).where(
+    payments.c.reference == bindparam("reference", type_=UUID(as_uuid=True))
+)
+_APPLY_ITN = _apply_itn_statement(credits=False)
+_APPLY_CREDITING_ITN = _apply_itn_statement(credits=True)
 
 
 async def _apply_itn(
     uow_factory: Callable[[], UnitOfWork],
     itn: Itn,
-    payment_id: uuid.UUID,
+    payment: Any,
     client_ip: str,
     payload: dict[str, str],
 ) -> ItnResult:
+    status = status_after_itn(itn.payment_status)
+    now = utcnow()
+    credits = status is PaymentStatus.COMPLETE
+    outcome = "credited" if credits else "recorded"
+    params: dict[str, Any] = {
+        "payment_id": payment.id,
+        "new_status": status.value,
+        "new_payfast_status": itn.payment_status.value,
+        "new_pf_payment_id": itn.pf_payment_id or None,
+        "payload": payload,
+        "now": now,
+        "new_completed_at": now if credits else None,
+        "audit_id": uuid.uuid4(),
+        "itn_reference": str(itn.reference),
+        "client_ip": client_ip,
+        "outcome": outcome,
+    }
     async with uow_factory() as uow:
-        payment = (
-            await uow.session.execute(select(payments).where(payments.c.id == payment_id).with_for_update())
-        ).one()
-        if payment.status in FINAL_STATUSES:
-            reason = (
-                None if payment.payfast_status == itn.payment_status.value else "conflicts_with_final_status"
-            )
-            if reason:  # e.g. COMPLETE after FAILED: left for an operator rather than guessed at
-                log.warning(
-                    "itn conflicts with a final payment",
-                    reference=str(itn.reference),
-                    status=payment.status,
-                    payfast_status=itn.payment_status.value,
-                )
-            await uow.session.execute(_audit_row(itn, payment_id, client_ip, "duplicate", reason, payload))
-            await uow.commit()
-            log.info("repeat itn for a final payment", reference=str(itn.reference), status=payment.status)
-            return ItnResult(accepted=True, outcome="duplicate")
-        status = status_after_itn(itn.payment_status)
-        now = utcnow()
-        await uow.session.execute(
-            update(payments)
-            .where(payments.c.id == payment_id)
-            .values(
-                status=status.value,
-                payfast_status=itn.payment_status.value,
-                pf_payment_id=itn.pf_payment_id or None,
-                last_itn_payload=payload,
-                updated_at=now,
-                completed_at=now if status is PaymentStatus.COMPLETE else None,
-            )
-        )
-        outcome = "recorded"
-        if status is PaymentStatus.COMPLETE:
-            outcome = "credited"
-            uow.emit(
+        if credits:
+            event = uow.outbox_params(
                 "payments.payment.credited",
                 ev.PaymentCredited(
-                    payment_id=str(payment_id),
+                    payment_id=str(payment.id),
                     reference=str(payment.reference),
                     user_id=str(payment.user_id),
                     amount_minor=payment.amount_minor,
@@ -213,8 +288,27 @@ async def _apply_itn(
                     pf_payment_id=itn.pf_payment_id,
                 ),
             )
-        await uow.session.execute(_audit_row(itn, payment_id, client_ip, outcome, None, payload))
-        await uow.commit()
+            params.update(event)
+        rows = await uow.execute_alone(_APPLY_CREDITING_ITN if credits else _APPLY_ITN, params)
+        if rows and rows[0].moved and credits:
+            uow.event_written(event)
+    if not rows:  # the payment row went between the look-up and now
+        await _audit(uow_factory, itn, None, client_ip, "rejected", "unknown_payment", payload)
+        raise InvalidArgument(
+            "ITN rejected: unknown payment", errors=[{"field": "itn", "message": "unknown_payment"}]
+        )
+    row = rows[0]
+    if not row.moved:
+        if row.previous_payfast_status != itn.payment_status.value:
+            # e.g. COMPLETE after FAILED: left for an operator rather than guessed at (audited, with why)
+            log.warning(
+                "itn conflicts with a final payment",
+                reference=str(itn.reference),
+                status=row.previous_status,
+                payfast_status=itn.payment_status.value,
+            )
+        log.info("repeat itn for a final payment", reference=str(itn.reference), status=row.previous_status)
+        return ItnResult(accepted=True, outcome="duplicate")
     log.info("itn applied", reference=str(itn.reference), status=status.value, outcome=outcome)
     return ItnResult(accepted=True, outcome=outcome)
 

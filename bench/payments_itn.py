@@ -1,0 +1,156 @@
+"""Micro-benchmark: payments' ITN handling (`handle_itn`: parse, look up, PayFast's checks, apply), in one
+process against a real database, CPU time per ITN.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/payments_itn.py
+
+It creates a fresh `yummi_bench_<hex>` database on the given server (dropped afterwards), migrates the
+payments schema and stores `--itns` pending top-ups per round; each gets a signed COMPLETE ITN from the
+PayFast simulator, handled in turn, and then the same ITN again (a duplicate). It prints the process's CPU
+and wall microseconds per ITN, best of `--rounds`, for both. PayFast's server confirmation (an HTTP call,
+unchanged by how the ITN is applied) is off here, so the numbers are the service's own work: statements,
+transactions and the event written for the credit. Every payment must end complete with one credit event
+and two audit rows, or the run fails (docs/performance.md, 2026-11-27).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import describe_speed, machine_speed  # noqa: E402 - the bench folder is not a package
+
+AMOUNT = 5_000
+
+
+async def measure(itns: int, rounds: int) -> dict[str, tuple[float, float]]:
+    from sqlalchemy import func, select
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    from yummi_common.service import Runtime
+    from yummi_common.settings import get_settings
+    from yummi_common.timeutil import utcnow
+    from yummi_payments.adapters.payfast_client import PayfastItnVerifier
+    from yummi_payments.adapters.tables import itn_audit, messaging, metadata, payments
+    from yummi_payments.config import payfast_config
+    from yummi_payments.service_layer.payfast import handle_itn
+    from yummi_payments.simulator import PayfastSimulator
+
+    settings = get_settings()
+    config = replace(payfast_config(settings), valid_hosts=("127.0.0.1",), skip_server_confirmation=True)
+    verifier = PayfastItnVerifier(config)
+    simulator = PayfastSimulator()
+    runtime = await Runtime.start(
+        service="payments", settings=settings, metadata=metadata, tables=messaging, with_messaging=False
+    )
+    best: dict[str, tuple[float, float]] = {"first": (float("inf"),) * 2, "duplicate": (float("inf"),) * 2}
+    try:
+
+        async def pending_topups(count: int) -> list[bytes]:
+            rows, bodies, now = [], [], utcnow()
+            for _ in range(count):
+                reference = uuid.uuid4()
+                rows.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "reference": reference,
+                        "user_id": uuid.uuid4(),
+                        "amount_minor": AMOUNT,
+                        "currency": "ZAR",
+                        "status": "pending",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                checkout = {
+                    "m_payment_id": str(reference),
+                    "amount": f"{AMOUNT // 100}.{AMOUNT % 100:02d}",
+                    "item_name": "Yummi wallet top-up",
+                }
+                bodies.append(urlencode(simulator.build_itn(checkout)).encode())
+            async with runtime.engine.begin() as conn:
+                await conn.execute(pg_insert(payments), rows)
+            return bodies
+
+        async def handle(body: bytes, expected: str) -> None:
+            result = await handle_itn(
+                uow_factory=runtime.uow,
+                config=config,
+                verifier=verifier,
+                raw_body=body,
+                client_ip="127.0.0.1",
+            )
+            if result.outcome != expected:
+                raise RuntimeError(f"ITN outcome {result.outcome}, expected {expected}")
+
+        for body in await pending_topups(100):  # warm: pool, prepared statements, caches
+            await handle(body, "credited")
+        for _ in range(rounds):
+            bodies = await pending_topups(itns)
+            for kind, expected in (("first", "credited"), ("duplicate", "duplicate")):
+                cpu, wall = time.process_time(), time.perf_counter()
+                for body in bodies:
+                    await handle(body, expected)
+                cpu_us = (time.process_time() - cpu) / itns * 1e6
+                wall_us = (time.perf_counter() - wall) / itns * 1e6
+                best[kind] = (min(best[kind][0], cpu_us), min(best[kind][1], wall_us))
+        async with runtime.engine.connect() as conn:
+            handled = 100 + itns * rounds
+            complete = await conn.scalar(
+                select(func.count()).select_from(payments).where(payments.c.status == "complete")
+            )
+            events = await conn.scalar(
+                select(func.count())
+                .select_from(messaging.outbox)
+                .where(messaging.outbox.c.event_type == "payments.payment.credited")
+            )
+            audits = await conn.scalar(select(func.count()).select_from(itn_audit))
+        if (complete, events, audits) != (handled, handled, 100 + 2 * itns * rounds):
+            raise RuntimeError(f"complete {complete}, credit events {events}, audits {audits}: unexpected")
+        return best
+    finally:
+        await runtime.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--itns", type=int, default=1000, help="top-ups per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    from yummi_common import migrations
+    from yummi_common.settings import get_settings
+    from yummi_devstack.infra import drop_database, ensure_database, url_with_database
+    from yummi_payments.bootstrap import MIGRATIONS_DIR
+
+    speed = machine_speed()
+    url = url_with_database(os.environ["DATABASE_URL"], f"yummi_bench_{secrets.token_hex(4)}")
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("ENVIRONMENT", "test")  # PayFast's public sandbox account signs the ITNs
+    get_settings.cache_clear()
+    try:
+        ensure_database(url)
+        migrations.upgrade(settings=get_settings(), service="payments", script_location=MIGRATIONS_DIR)
+        best = asyncio.run(measure(args.itns, args.rounds))
+    finally:
+        drop_database(url)
+    print(describe_speed(speed))
+    for kind, (cpu_us, wall_us) in best.items():
+        print(
+            f"handle_itn, {kind} COMPLETE ITN of a top-up, {args.itns} x {args.rounds}:"
+            f" {cpu_us:.0f} CPU us per ITN, {wall_us:.0f} us wall (best round)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
