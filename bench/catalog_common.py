@@ -25,6 +25,7 @@ from yummi_devstack import (
     ensure_database,
     ensure_infra,
     start_services,
+    stop_infra,
     url_with_database,
 )
 from yummi_devstack.infra import plain_postgres_url, run_coroutine
@@ -112,7 +113,19 @@ def bench_stack(args: argparse.Namespace) -> Iterator[BenchStack]:
             raise SystemExit("--gateway needs --token (or YUMMI_ADMIN_TOKEN)")
         yield BenchStack(args.gateway.rstrip("/"), args.token, os.environ.get("CATALOG_DATABASE_URL"))
         return
-    urls = ensure_infra(default_state_dir(os.environ), os.environ)
+    state_dir = default_state_dir(os.environ)
+    urls = ensure_infra(state_dir, os.environ)
+    try:
+        with _catalog_stack(args, urls) as stack:
+            yield stack
+    finally:
+        if urls.started:  # embedded servers this run started: left running they would hold their ports
+            stop_infra(state_dir, urls.started)
+
+
+@contextlib.contextmanager
+def _catalog_stack(args: argparse.Namespace, urls: Any) -> Iterator[BenchStack]:
+    """A fresh database on the given servers, the catalog and the gateway; cleanup."""
     tag = secrets.token_hex(4)
     database_url = url_with_database(urls["DATABASE_URL"], f"yummi_bench_{tag}")
     ensure_database(database_url)

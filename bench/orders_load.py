@@ -58,7 +58,7 @@ from common import (  # noqa: E402 - the bench folder is not a package
 )
 
 from yummi_devstack import SERVICE_NAMES, dev_token, drop_database, ensure_database, start_services
-from yummi_devstack.infra import default_state_dir, free_port, repo_root, url_with_database
+from yummi_devstack.infra import default_state_dir, free_port, repo_root, stop_infra, url_with_database
 from yummi_devstack.processes import ServiceGroup
 from yummi_devstack.stack import migrate_all, prepare_infra
 
@@ -115,7 +115,19 @@ class OwnStack:
 def own_stack(log_level: str, log_dir: Path) -> Iterator[OwnStack]:
     """Infrastructure (given or embedded), a fresh database, the simulator and the five services; cleanup."""
     env = {**os.environ}
-    prepare_infra(env, default_state_dir(env), quiet=True)
+    state_dir = default_state_dir(env)
+    urls = prepare_infra(env, state_dir, quiet=True)
+    try:
+        with _services_on(env, log_level, log_dir) as stack:
+            yield stack
+    finally:
+        if urls.started:  # embedded servers this run started: left running they would hold their ports
+            stop_infra(state_dir, urls.started)
+
+
+@contextlib.contextmanager
+def _services_on(env: dict[str, str], log_level: str, log_dir: Path) -> Iterator[OwnStack]:
+    """A fresh database on the given servers, the simulator and the five services; cleanup."""
     tag = secrets.token_hex(4)
     database_url = url_with_database(env["DATABASE_URL"], f"yummi_bench_{tag}")
     sim_port = free_port()
