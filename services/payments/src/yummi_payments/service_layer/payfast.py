@@ -96,18 +96,6 @@ async def initiate_payfast(
     if errors:
         raise InvalidArgument("top-up request is not valid", errors=errors)
     payment_id, reference, now = uuid.uuid4(), uuid.uuid4(), utcnow()
-    await uow.session.execute(
-        pg_insert(payments).values(
-            id=payment_id,
-            reference=reference,
-            user_id=uid,
-            amount_minor=amount_minor,
-            currency=currency,
-            status=PaymentStatus.PENDING.value,
-            created_at=now,
-            updated_at=now,
-        )
-    )
     ref = str(reference)
     fields = {
         "merchant_id": config.merchant_id,
@@ -123,7 +111,19 @@ async def initiate_payfast(
     signed = payfast.signed_checkout_fields(fields, config.passphrase)
     # For comparing with PayFast's sandbox signature tester; the passphrase is never part of what is logged.
     log.debug("payfast signature string", reference=ref, param_string=payfast.param_string(signed[:-1]))
-    await uow.commit()
+    # The pending payment is the whole write: one statement, committed on its own.
+    await uow.execute_alone(
+        _NEW_PAYMENT,
+        {
+            "id": payment_id,
+            "reference": reference,
+            "user_id": uid,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
     log.info("payfast checkout started", reference=ref, amount_minor=amount_minor)
     return Checkout(reference=reference, action_url=config.process_url, fields=signed, mode=config.mode)
 
@@ -243,7 +243,21 @@ def _apply_itn_statement(*, credits: bool) -> Any:
     return statement
 
 
-# Built once: SQLAlchemy reuses their cache keys and compiled forms on every ITN.
+# Built once: SQLAlchemy reuses their cache keys and compiled forms on every call.
+_NEW_PAYMENT = (
+    pg_insert(payments)
+    .values(
+        id=bindparam("id"),
+        reference=bindparam("reference"),
+        user_id=bindparam("user_id"),
+        amount_minor=bindparam("amount_minor"),
+        currency=bindparam("currency"),
+        status=PaymentStatus.PENDING.value,
+        created_at=bindparam("created_at"),
+        updated_at=bindparam("updated_at"),
+    )
+    .returning(payments.c.id)
+)
 _PAYMENT_BY_REFERENCE = select(payments).where(
     payments.c.reference == bindparam("reference", type_=UUID(as_uuid=True))
 )
