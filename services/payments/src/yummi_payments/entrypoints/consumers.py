@@ -79,10 +79,13 @@ async def on_order_failed(uow: UnitOfWork, event: Event) -> None:
     )
 
 
-async def on_payment_credited(uow: UnitOfWork, event: Event) -> None:
-    """Credit a completed PayFast top-up to the wallet once."""
+async def on_payment_credited(uow: UnitOfWork, event: Event, claim: InboxClaim) -> bool:
+    """Credit a completed PayFast top-up to the wallet once (the claim and the payment's read are one
+    statement)."""
     body = event_body(event, ev.PaymentCredited)
-    await wallet.credit_payment(uow=uow, payment_id=_id(body.payment_id, "payment_id"))
+    return await wallet.credit_payment_once(
+        uow=uow, payment_id=_id(body.payment_id, "payment_id"), claim=claim
+    )
 
 
 async def on_user_erased(uow: UnitOfWork, event: Event) -> None:
@@ -105,7 +108,10 @@ def subscriptions(_runtime: Runtime) -> list[Subscription]:
         ),
         Subscription(event_type="orders.order.failed", handler=on_order_failed, name="wallet-refund-failed"),
         Subscription(
-            event_type="payments.payment.credited", handler=on_payment_credited, name="wallet-credit"
+            event_type="payments.payment.credited",
+            handler=on_payment_credited,
+            name="wallet-credit",
+            claims_inbox=True,
         ),
         Subscription(event_type="identity.user.erased", handler=on_user_erased, name="user-erasure"),
     ]

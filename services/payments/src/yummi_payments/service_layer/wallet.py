@@ -7,7 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, literal, or_, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -15,10 +31,12 @@ from yummi.events.v1 import events_pb2 as ev
 from yummi_common.db import UnitOfWork
 from yummi_common.errors import Conflict, InvalidArgument, NotFound
 from yummi_common.logging import get_logger
+from yummi_common.messaging.consumer import InboxClaim, inbox_claim_cte
 from yummi_common.pagination import decode_cursor, encode_cursor
 from yummi_common.timeutil import utcnow
 from yummi_payments.adapters.tables import (
     chargebacks,
+    messaging,
     order_charges,
     payments,
     wallet_transactions,
@@ -252,35 +270,126 @@ async def refund_for_order(
 # --- top-ups and chargebacks ------------------------------------------------------------------------------
 
 
+def _credit_claim_statement() -> Any:
+    """Claim a `payments.payment.credited` event in the inbox and read its payment, in one statement: one
+    row, `claimed` false when the event was applied before, the payment's columns NULL when it is missing."""
+    claimed = inbox_claim_cte(messaging.inbox)
+    payment = (
+        select(payments.c.user_id, payments.c.amount_minor, payments.c.status, payments.c.reference)
+        .where(payments.c.id == bindparam("payment_id", type_=UUID(as_uuid=True)))
+        .subquery("payment")
+    )
+    return select(
+        exists(select(literal_column("1")).select_from(claimed)).label("claimed"),
+        payment.c.user_id,
+        payment.c.amount_minor,
+        payment.c.status,
+        payment.c.reference,
+    ).select_from(select(literal_column("1").label("one")).subquery("one").outerjoin(payment, true()))
+
+
+def _credit_write_statement() -> Any:
+    """Post a top-up's credit: the ledger entry (skipped when its cause already posted), then, only when it
+    was written, the wallet's balance and the payment's `wallet_credited`, in one statement; returns the
+    entry's id (no row: already credited). No bound name may be a column of `wallets` or `payments`."""
+    now = bindparam("posted_at", type_=DateTime(timezone=True))
+    amount = bindparam("credit_minor", type_=BigInteger)
+    entry = (
+        pg_insert(wallet_transactions)
+        .values(
+            id=bindparam("entry_id", type_=UUID(as_uuid=True)),
+            user_id=bindparam("owner_id", type_=UUID(as_uuid=True)),
+            amount_minor=amount,
+            balance_after_minor=bindparam("balance_after", type_=BigInteger),
+            entry_type=ledger.EntryType.CREDIT.value,
+            cause_key=bindparam("cause", type_=Text),
+            payment_id=bindparam("credited_payment", type_=UUID(as_uuid=True)),
+            note=bindparam("entry_note", type_=Text),
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[wallet_transactions.c.cause_key])
+        .returning(wallet_transactions.c.id)
+        .cte("entry")
+    )
+
+    def posted() -> Any:
+        return exists(select(literal_column("1")).select_from(entry))
+
+    moved = (
+        update(wallets)
+        .where(wallets.c.user_id == bindparam("owner_id", type_=UUID(as_uuid=True)), posted())
+        .values(
+            balance_minor=wallets.c.balance_minor + amount,
+            debits_blocked=bindparam("blocked_after", type_=Boolean),
+            updated_at=now,
+        )
+        .returning(wallets.c.user_id)
+        .cte("moved")
+    )
+    flagged = (
+        update(payments)
+        .where(payments.c.id == bindparam("credited_payment", type_=UUID(as_uuid=True)), posted())
+        .values(wallet_credited=True, updated_at=now)
+        .returning(payments.c.id)
+        .cte("flagged")
+    )
+    return select(entry.c.id).add_cte(moved).add_cte(flagged)
+
+
+# Built once: SQLAlchemy reuses their cache keys and compiled forms on every credit.
+CREDIT_CLAIM = _credit_claim_statement()
+CREDIT_WRITE = _credit_write_statement()
+
+
 async def credit_payment(*, uow: UnitOfWork, payment_id: uuid.UUID) -> bool:
     """Credit a completed top-up to its owner's wallet exactly once; False when it was already credited."""
-    session = uow.session
     payment = (
-        await session.execute(
+        await uow.session.execute(
             select(
                 payments.c.user_id, payments.c.amount_minor, payments.c.status, payments.c.reference
             ).where(payments.c.id == payment_id)
         )
     ).first()
+    return await _credit(uow, payment_id, payment)
+
+
+async def credit_payment_once(*, uow: UnitOfWork, payment_id: uuid.UUID, claim: InboxClaim) -> bool:
+    """`credit_payment` for the `payments.payment.credited` consumer, claiming the event in the inbox with
+    its first statement; False when the event was applied before (nothing done). The caller commits."""
+    row = (await uow.session.execute(CREDIT_CLAIM, {"payment_id": payment_id, **claim.params()})).one()
+    if not row.claimed:
+        return False
+    await _credit(uow, payment_id, row if row.user_id is not None else None)
+    return True
+
+
+async def _credit(uow: UnitOfWork, payment_id: uuid.UUID, payment: Any) -> bool:
+    """Lock the owner's wallet, decide the credit, write it (entry, balance, payment) in one statement."""
     if payment is None:
         raise LookupError(f"payment {payment_id} does not exist")
     if payment.status != PaymentStatus.COMPLETE:
         raise ValueError(f"payment {payment_id} is {payment.status}, not complete")
-    wallet = await lock_wallet(session, payment.user_id)
+    wallet = await lock_wallet(uow.session, payment.user_id)
     posting = ledger.decide_credit(wallet, amount_minor=payment.amount_minor)
-    entry_id = await post_entry(
-        session,
-        user_id=payment.user_id,
-        posting=posting,
-        cause_key=ledger.payment_cause(payment_id),
-        note=f"PayFast top-up {payment.reference}",
-        payment_id=payment_id,
-    )
-    if entry_id is None:
+    written = (
+        await uow.session.execute(
+            CREDIT_WRITE,
+            {
+                "entry_id": uuid.uuid4(),
+                "owner_id": payment.user_id,
+                "credit_minor": posting.amount_minor,
+                "balance_after": posting.wallet.balance_minor,
+                "blocked_after": posting.wallet.debits_blocked,
+                "cause": ledger.payment_cause(payment_id),
+                "credited_payment": payment_id,
+                "entry_note": f"PayFast top-up {payment.reference}"[:MAX_REASON],
+                "posted_at": utcnow(),
+            },
+        )
+    ).first()
+    if written is None:
+        log.info("ledger cause already posted", cause_key=ledger.payment_cause(payment_id))
         return False
-    await session.execute(
-        update(payments).where(payments.c.id == payment_id).values(wallet_credited=True, updated_at=utcnow())
-    )
     log.info("wallet credited", payment_id=str(payment_id), amount_minor=payment.amount_minor)
     return True
 
