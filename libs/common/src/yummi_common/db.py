@@ -27,7 +27,19 @@ from typing import Any
 
 import asyncpg
 from google.protobuf.message import Message
-from sqlalchemy import CTE, Executable, Row, Table, bindparam, event, exists, insert, literal, select
+from sqlalchemy import (
+    CTE,
+    Executable,
+    Exists,
+    Row,
+    Table,
+    bindparam,
+    event,
+    exists,
+    insert,
+    literal_column,
+    select,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -335,6 +347,11 @@ class UnitOfWork:
         return list(rows)
 
 
+def returned_rows(cte: CTE) -> Exists:
+    """EXISTS over a CTE's rows: for a data-modifying CTE, whether it changed anything."""
+    return exists(select(literal_column("1")).select_from(cte))
+
+
 def outbox_cte(outbox: Table, *, when: CTE | None = None, name: str = "emitted") -> CTE:
     """An INSERT of one outbox row as a CTE, bound to `UnitOfWork.outbox_params` (`outbox_*` names).
 
@@ -349,7 +366,7 @@ def outbox_cte(outbox: Table, *, when: CTE | None = None, name: str = "emitted")
         bindparam("outbox_headers", type_=outbox.c.headers.type),
     )
     if when is not None:
-        values = values.where(exists(select(literal(1)).select_from(when)))
+        values = values.where(returned_rows(when))
     return (
         insert(outbox)
         .from_select(["id", "event_type", "payload", "headers"], values)

@@ -52,6 +52,13 @@ def checkout_of(response: pb.InitiatePayfastResponse) -> dict[str, str]:
     return {f.name: f.value for f in response.fields}
 
 
+def itn_body(
+    simulator: PayfastSimulator, response: pb.InitiatePayfastResponse, payment_status: str = "COMPLETE"
+) -> bytes:
+    """The signed ITN PayFast would send for this checkout, as a form body (the simulator confirms it)."""
+    return urlencode(simulator.build_itn(checkout_of(response), payment_status=payment_status)).encode()
+
+
 async def itn(stub, body: bytes, client_ip: str = "127.0.0.1") -> pb.HandleItnResponse:
     return await stub.HandleItn(pb.HandleItnRequest(raw_body=body, client_ip=client_ip))
 
@@ -146,7 +153,7 @@ async def test_repeat_itn_for_a_completed_payment_is_accepted_and_changes_nothin
 ):
     user = uuid.uuid4()
     response = await initiate(stub, user, 5_000)
-    body = urlencode(simulator.build_itn(checkout_of(response))).encode()
+    body = itn_body(simulator, response)
 
     first = await itn(stub, body)
     again = await itn(stub, body)
@@ -160,7 +167,7 @@ async def test_repeat_itn_for_a_completed_payment_is_accepted_and_changes_nothin
 async def test_failed_payment_is_recorded_and_credits_nothing(stub, runtime, simulator, emitted):
     user = uuid.uuid4()
     response = await initiate(stub, user, 5_000)
-    body = urlencode(simulator.build_itn(checkout_of(response), payment_status="FAILED")).encode()
+    body = itn_body(simulator, response, "FAILED")
 
     result = await itn(stub, body)
 
@@ -175,8 +182,8 @@ async def test_a_pending_itn_is_recorded_and_the_complete_one_after_it_credits_o
 ):
     user = uuid.uuid4()
     response = await initiate(stub, user, 5_000)
-    pending = urlencode(simulator.build_itn(checkout_of(response), payment_status="PENDING")).encode()
-    complete = urlencode(simulator.build_itn(checkout_of(response))).encode()
+    pending = itn_body(simulator, response, "PENDING")
+    complete = itn_body(simulator, response)
 
     outcomes = [(await itn(stub, body)).outcome for body in (pending, pending, complete, complete)]
 
@@ -192,8 +199,8 @@ async def test_a_complete_itn_after_a_failed_one_is_audited_as_a_conflict_and_cr
 ):
     user = uuid.uuid4()
     response = await initiate(stub, user, 5_000)
-    failed = urlencode(simulator.build_itn(checkout_of(response), payment_status="FAILED")).encode()
-    complete = urlencode(simulator.build_itn(checkout_of(response))).encode()
+    failed = itn_body(simulator, response, "FAILED")
+    complete = itn_body(simulator, response)
 
     first = await itn(stub, failed)
     late = await itn(stub, complete)
@@ -234,7 +241,7 @@ async def test_itn_from_an_address_that_is_not_payfast_is_rejected_and_credits_n
 ):
     user = uuid.uuid4()
     response = await initiate(stub, user)
-    body = urlencode(simulator.build_itn(checkout_of(response))).encode()
+    body = itn_body(simulator, response)
 
     await _assert_rejected(stub, runtime, emitted, user, response, body, "203.0.113.9", "untrusted_source")
 
@@ -296,7 +303,7 @@ async def test_unreachable_server_confirmation_is_unavailable_and_leaves_the_pay
 ):
     user = uuid.uuid4()
     response = await initiate(stub, user)
-    body = urlencode(simulator.build_itn(checkout_of(response))).encode()
+    body = itn_body(simulator, response)
     offline = replace(
         payfast, validate_url="http://127.0.0.1:9/eng/query/validate", validate_timeout_seconds=2
     )
@@ -330,7 +337,7 @@ async def test_pending_count_counts_payments_awaiting_their_itn(stub, simulator)
     before = (await stub.GetPendingCounts(pb.PendingCountsRequest())).payments_pending
     response = await initiate(stub, uuid.uuid4())
     assert (await stub.GetPendingCounts(pb.PendingCountsRequest())).payments_pending == before + 1
-    await itn(stub, urlencode(simulator.build_itn(checkout_of(response))).encode())
+    await itn(stub, itn_body(simulator, response))
     assert (await stub.GetPendingCounts(pb.PendingCountsRequest())).payments_pending == before
 
 
@@ -339,7 +346,7 @@ async def test_chargeback_over_grpc_debits_below_zero_blocks_and_cannot_repeat(
 ):
     user = uuid.uuid4()
     response = await initiate(stub, user, 8_000)
-    await itn(stub, urlencode(simulator.build_itn(checkout_of(response))).encode())
+    await itn(stub, itn_body(simulator, response))
     [credited] = await emitted("payments.payment.credited", reference=response.reference)
     await deliver("payments.payment.credited", credited)
     await deliver(
@@ -402,7 +409,7 @@ async def test_export_holds_the_users_wallet_ledger_and_payments(stub, simulator
 
     user = uuid.uuid4()
     response = await initiate(stub, user, 6_000)
-    await itn(stub, urlencode(simulator.build_itn(checkout_of(response))).encode())
+    await itn(stub, itn_body(simulator, response))
     [credited] = await emitted("payments.payment.credited", reference=response.reference)
     await deliver("payments.payment.credited", credited)
 
@@ -418,7 +425,7 @@ async def test_export_holds_the_users_wallet_ledger_and_payments(stub, simulator
 async def test_erasure_strips_the_buyers_details_and_reports_done(stub, runtime, simulator, deliver, emitted):
     user = uuid.uuid4()
     response = await initiate(stub, user, 6_000)
-    await itn(stub, urlencode(simulator.build_itn(checkout_of(response))).encode())
+    await itn(stub, itn_body(simulator, response))
 
     await deliver("identity.user.erased", ev.UserErased(user_id=str(user), pseudonym="u-1"))
 

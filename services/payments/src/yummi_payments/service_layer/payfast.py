@@ -14,11 +14,9 @@ from sqlalchemy import (
     Text,
     bindparam,
     case,
-    exists,
     func,
     insert,
     literal,
-    literal_column,
     null,
     or_,
     select,
@@ -29,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from yummi.events.v1 import events_pb2 as ev
-from yummi_common.db import UnitOfWork, outbox_cte
+from yummi_common.db import UnitOfWork, outbox_cte, returned_rows
 from yummi_common.errors import InvalidArgument, NotFound, Unavailable
 from yummi_common.logging import get_logger
 from yummi_common.timeutil import utcnow
@@ -208,10 +206,6 @@ def _apply_itn_statement(*, credits: bool) -> Any:
         .returning(payments.c.id)
         .cte("changed")
     )
-
-    def moved() -> Any:
-        return exists(select(literal_column("1")).select_from(changed))
-
     audited = (
         insert(itn_audit)
         .from_select(
@@ -221,9 +215,9 @@ def _apply_itn_statement(*, credits: bool) -> Any:
                 bindparam("itn_reference", type_=Text),
                 current.c.id,
                 bindparam("client_ip", type_=Text),
-                case((moved(), bindparam("outcome", type_=Text)), else_=literal("duplicate")),
+                case((returned_rows(changed), bindparam("outcome", type_=Text)), else_=literal("duplicate")),
                 case(
-                    (or_(moved(), current.c.payfast_status == new_payfast_status), null()),
+                    (or_(returned_rows(changed), current.c.payfast_status == new_payfast_status), null()),
                     else_=literal("conflicts_with_final_status"),
                 ),
                 itn_payload,
@@ -236,7 +230,7 @@ def _apply_itn_statement(*, credits: bool) -> Any:
     statement = select(
         current.c.status.label("previous_status"),
         current.c.payfast_status.label("previous_payfast_status"),
-        moved().label("moved"),
+        returned_rows(changed).label("moved"),
     ).add_cte(audited)
     if credits:
         statement = statement.add_cte(outbox_cte(messaging.outbox, when=changed))

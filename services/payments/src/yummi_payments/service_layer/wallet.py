@@ -15,7 +15,6 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
-    exists,
     literal,
     literal_column,
     or_,
@@ -28,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from yummi.events.v1 import events_pb2 as ev
-from yummi_common.db import UnitOfWork
+from yummi_common.db import UnitOfWork, returned_rows
 from yummi_common.errors import Conflict, InvalidArgument, NotFound
 from yummi_common.logging import get_logger
 from yummi_common.messaging.consumer import InboxClaim, inbox_claim_cte
@@ -280,7 +279,7 @@ def _credit_claim_statement() -> Any:
         .subquery("payment")
     )
     return select(
-        exists(select(literal_column("1")).select_from(claimed)).label("claimed"),
+        returned_rows(claimed).label("claimed"),
         payment.c.user_id,
         payment.c.amount_minor,
         payment.c.status,
@@ -311,13 +310,9 @@ def _credit_write_statement() -> Any:
         .returning(wallet_transactions.c.id)
         .cte("entry")
     )
-
-    def posted() -> Any:
-        return exists(select(literal_column("1")).select_from(entry))
-
     moved = (
         update(wallets)
-        .where(wallets.c.user_id == bindparam("owner_id", type_=UUID(as_uuid=True)), posted())
+        .where(wallets.c.user_id == bindparam("owner_id", type_=UUID(as_uuid=True)), returned_rows(entry))
         .values(
             balance_minor=wallets.c.balance_minor + amount,
             debits_blocked=bindparam("blocked_after", type_=Boolean),
@@ -328,7 +323,7 @@ def _credit_write_statement() -> Any:
     )
     flagged = (
         update(payments)
-        .where(payments.c.id == bindparam("credited_payment", type_=UUID(as_uuid=True)), posted())
+        .where(payments.c.id == bindparam("credited_payment", type_=UUID(as_uuid=True)), returned_rows(entry))
         .values(wallet_credited=True, updated_at=now)
         .returning(payments.c.id)
         .cte("flagged")
