@@ -98,76 +98,95 @@ async def post_entry(
     note: str,
     order_id: uuid.UUID | None = None,
     payment_id: uuid.UUID | None = None,
+    credits_payment: bool = False,
 ) -> uuid.UUID | None:
-    """Append one ledger entry and move the cached balance with it; None when that cause already posted."""
+    """Append one ledger entry and move the cached balance with it, in one statement; None when that cause
+    already posted (nothing written). With `credits_payment` the entry's payment (`payment_id`) is marked
+    `wallet_credited` in the same statement."""
     entry_id = uuid.uuid4()
-    inserted = await session.execute(
-        _entry_insert(
-            entry_id=entry_id,
-            user_id=user_id,
-            posting=posting,
-            cause_key=cause_key,
-            note=note,
-            order_id=order_id,
-            payment_id=payment_id,
+    written = (
+        await session.execute(
+            _CREDITING_POSTING if credits_payment else _POSTING,
+            {
+                "entry_id": entry_id,
+                "owner_id": user_id,
+                "entry_amount": posting.amount_minor,
+                "balance_after": posting.wallet.balance_minor,
+                "blocked_after": posting.wallet.debits_blocked,
+                "entry_kind": posting.entry_type.value,
+                "cause": cause_key,
+                "entry_order": order_id,
+                "entry_payment": payment_id,
+                "entry_note": note[:MAX_REASON],
+                "posted_at": utcnow(),
+            },
         )
-    )
-    if inserted.first() is None:
+    ).first()
+    if written is None:
         log.info("ledger cause already posted", cause_key=cause_key)
         return None
-    await session.execute(_balance_update(user_id, posting))
     return entry_id
 
 
-def _entry_insert(
-    *,
-    entry_id: uuid.UUID,
-    user_id: uuid.UUID,
-    posting: Posting,
-    cause_key: str,
-    note: str,
-    order_id: uuid.UUID | None,
-    payment_id: uuid.UUID | None,
-) -> Any:
-    """The INSERT of one ledger entry, skipped (no row returned) when its cause already posted."""
-    return (
+def _posting_statement(*, credits_payment: bool) -> Any:
+    """The ledger entry (skipped when its cause already posted) and, only when it was written, the wallet's
+    cached balance and block (and with `credits_payment` the payment's `wallet_credited`), in one statement;
+    returns the entry's id. No bound name may be a column of `wallets` or `payments`: SQLAlchemy would add
+    such a parameter to the UPDATE's SET."""
+    now = bindparam("posted_at", type_=DateTime(timezone=True))
+    amount = bindparam("entry_amount", type_=BigInteger)
+    owner = bindparam("owner_id", type_=UUID(as_uuid=True))
+    payment = bindparam("entry_payment", type_=UUID(as_uuid=True))
+    entry = (
         pg_insert(wallet_transactions)
         .values(
-            id=entry_id,
-            user_id=user_id,
-            amount_minor=posting.amount_minor,
-            balance_after_minor=posting.wallet.balance_minor,
-            entry_type=posting.entry_type.value,
-            cause_key=cause_key,
-            order_id=order_id,
-            payment_id=payment_id,
-            note=note[:MAX_REASON],
-            created_at=utcnow(),
+            id=bindparam("entry_id", type_=UUID(as_uuid=True)),
+            user_id=owner,
+            amount_minor=amount,
+            balance_after_minor=bindparam("balance_after", type_=BigInteger),
+            entry_type=bindparam("entry_kind", type_=Text),
+            cause_key=bindparam("cause", type_=Text),
+            order_id=bindparam("entry_order", type_=UUID(as_uuid=True)),
+            payment_id=payment,
+            note=bindparam("entry_note", type_=Text),
+            created_at=now,
         )
         .on_conflict_do_nothing(index_elements=[wallet_transactions.c.cause_key])
         .returning(wallet_transactions.c.id)
+        .cte("entry")
     )
-
-
-def _balance_update(user_id: uuid.UUID, posting: Posting) -> Any:
-    """The UPDATE that moves the wallet's cached balance (and block) with a posting."""
-    return (
+    moved = (
         update(wallets)
-        .where(wallets.c.user_id == user_id)
+        .where(wallets.c.user_id == owner, returned_rows(entry))
         .values(
-            balance_minor=wallets.c.balance_minor + posting.amount_minor,
-            debits_blocked=posting.wallet.debits_blocked,
-            updated_at=utcnow(),
+            balance_minor=wallets.c.balance_minor + amount,
+            debits_blocked=bindparam("blocked_after", type_=Boolean),
+            updated_at=now,
         )
+        .returning(wallets.c.user_id)
+        .cte("moved")
     )
+    statement = select(entry.c.id).add_cte(moved)
+    if credits_payment:
+        flagged = (
+            update(payments)
+            .where(payments.c.id == payment, returned_rows(entry))
+            .values(wallet_credited=True, updated_at=now)
+            .returning(payments.c.id)
+            .cte("flagged")
+        )
+        statement = statement.add_cte(flagged)
+    return statement
 
 
-# Built once: SQLAlchemy reuses its cache key and compiled form on every call.
+# Built once: SQLAlchemy reuses their cache keys and compiled forms on every call.
 LOCK_WALLET = (
     select(wallets.c.balance_minor, wallets.c.debits_blocked, wallets.c.currency)
     .where(wallets.c.user_id == bindparam("user_id"))
     .with_for_update()
 )
+_POSTING = _posting_statement(credits_payment=False)
+_CREDITING_POSTING = _posting_statement(credits_payment=True)
 
 
 # --- the order saga ------------------------------------------------------------------------------------
@@ -269,12 +288,16 @@ async def refund_for_order(
 # --- top-ups and chargebacks ------------------------------------------------------------------------------
 
 
+# What a credit reads of its payment.
+_CREDIT_SOURCE = (payments.c.user_id, payments.c.amount_minor, payments.c.status, payments.c.reference)
+
+
 def _credit_claim_statement() -> Any:
     """Claim a `payments.payment.credited` event in the inbox and read its payment, in one statement: one
     row, `claimed` false when the event was applied before, the payment's columns NULL when it is missing."""
     claimed = inbox_claim_cte(messaging.inbox)
     payment = (
-        select(payments.c.user_id, payments.c.amount_minor, payments.c.status, payments.c.reference)
+        select(*_CREDIT_SOURCE)
         .where(payments.c.id == bindparam("payment_id", type_=UUID(as_uuid=True)))
         .subquery("payment")
     )
@@ -287,64 +310,13 @@ def _credit_claim_statement() -> Any:
     ).select_from(select(literal_column("1").label("one")).subquery("one").outerjoin(payment, true()))
 
 
-def _credit_write_statement() -> Any:
-    """Post a top-up's credit: the ledger entry (skipped when its cause already posted), then, only when it
-    was written, the wallet's balance and the payment's `wallet_credited`, in one statement; returns the
-    entry's id (no row: already credited). No bound name may be a column of `wallets` or `payments`."""
-    now = bindparam("posted_at", type_=DateTime(timezone=True))
-    amount = bindparam("credit_minor", type_=BigInteger)
-    entry = (
-        pg_insert(wallet_transactions)
-        .values(
-            id=bindparam("entry_id", type_=UUID(as_uuid=True)),
-            user_id=bindparam("owner_id", type_=UUID(as_uuid=True)),
-            amount_minor=amount,
-            balance_after_minor=bindparam("balance_after", type_=BigInteger),
-            entry_type=ledger.EntryType.CREDIT.value,
-            cause_key=bindparam("cause", type_=Text),
-            payment_id=bindparam("credited_payment", type_=UUID(as_uuid=True)),
-            note=bindparam("entry_note", type_=Text),
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[wallet_transactions.c.cause_key])
-        .returning(wallet_transactions.c.id)
-        .cte("entry")
-    )
-    moved = (
-        update(wallets)
-        .where(wallets.c.user_id == bindparam("owner_id", type_=UUID(as_uuid=True)), returned_rows(entry))
-        .values(
-            balance_minor=wallets.c.balance_minor + amount,
-            debits_blocked=bindparam("blocked_after", type_=Boolean),
-            updated_at=now,
-        )
-        .returning(wallets.c.user_id)
-        .cte("moved")
-    )
-    flagged = (
-        update(payments)
-        .where(payments.c.id == bindparam("credited_payment", type_=UUID(as_uuid=True)), returned_rows(entry))
-        .values(wallet_credited=True, updated_at=now)
-        .returning(payments.c.id)
-        .cte("flagged")
-    )
-    return select(entry.c.id).add_cte(moved).add_cte(flagged)
-
-
-# Built once: SQLAlchemy reuses their cache keys and compiled forms on every credit.
+# Built once: SQLAlchemy reuses its cache key and compiled form on every credit.
 CREDIT_CLAIM = _credit_claim_statement()
-CREDIT_WRITE = _credit_write_statement()
 
 
 async def credit_payment(*, uow: UnitOfWork, payment_id: uuid.UUID) -> bool:
     """Credit a completed top-up to its owner's wallet exactly once; False when it was already credited."""
-    payment = (
-        await uow.session.execute(
-            select(
-                payments.c.user_id, payments.c.amount_minor, payments.c.status, payments.c.reference
-            ).where(payments.c.id == payment_id)
-        )
-    ).first()
+    payment = (await uow.session.execute(select(*_CREDIT_SOURCE).where(payments.c.id == payment_id))).first()
     return await _credit(uow, payment_id, payment)
 
 
@@ -366,24 +338,16 @@ async def _credit(uow: UnitOfWork, payment_id: uuid.UUID, payment: Any) -> bool:
         raise ValueError(f"payment {payment_id} is {payment.status}, not complete")
     wallet = await lock_wallet(uow.session, payment.user_id)
     posting = ledger.decide_credit(wallet, amount_minor=payment.amount_minor)
-    written = (
-        await uow.session.execute(
-            CREDIT_WRITE,
-            {
-                "entry_id": uuid.uuid4(),
-                "owner_id": payment.user_id,
-                "credit_minor": posting.amount_minor,
-                "balance_after": posting.wallet.balance_minor,
-                "blocked_after": posting.wallet.debits_blocked,
-                "cause": ledger.payment_cause(payment_id),
-                "credited_payment": payment_id,
-                "entry_note": f"PayFast top-up {payment.reference}"[:MAX_REASON],
-                "posted_at": utcnow(),
-            },
-        )
-    ).first()
-    if written is None:
-        log.info("ledger cause already posted", cause_key=ledger.payment_cause(payment_id))
+    entry_id = await post_entry(
+        uow.session,
+        user_id=payment.user_id,
+        posting=posting,
+        cause_key=ledger.payment_cause(payment_id),
+        note=f"PayFast top-up {payment.reference}",
+        payment_id=payment_id,
+        credits_payment=True,
+    )
+    if entry_id is None:
         return False
     log.info("wallet credited", payment_id=str(payment_id), amount_minor=payment.amount_minor)
     return True
