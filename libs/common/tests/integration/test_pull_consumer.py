@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -31,14 +32,21 @@ class Stream:
         for n in range(start, start + count):
             await self.js.publish(self.subject, str(n).encode(), stream=self.name)
 
-    async def consumer(self, durable: str = "worker", ack_wait: float = 30.0) -> PullConsumer:
+    @contextlib.asynccontextmanager
+    async def bound(self, durable: str = "worker", ack_wait: float = 30.0) -> AsyncIterator[PullConsumer]:
+        """A pull consumer of the stream's subject (the durable created when missing), closed when the block
+        ends."""
         config = ConsumerConfig(
             durable_name=durable,
             ack_policy=AckPolicy.EXPLICIT,
             filter_subject=self.subject,
             ack_wait=ack_wait,
         )
-        return await PullConsumer.bind(self.js, stream=self.name, config=config)
+        consumer = await PullConsumer.bind(self.js, stream=self.name, config=config)
+        try:
+            yield consumer
+        finally:
+            await consumer.close()
 
 
 @pytest.fixture
@@ -61,8 +69,7 @@ def _bodies(msgs: list[object]) -> list[int]:
 
 async def test_a_fetch_returns_what_is_there_up_to_the_batch(stream: Stream) -> None:
     await stream.publish(10)
-    consumer = await stream.consumer()
-    try:
+    async with stream.bound() as consumer:
         first = await consumer.fetch(4, max_wait=5.0)
         rest = await consumer.fetch(64, max_wait=5.0)  # six are there: it does not wait for 64
         assert _bodies(first) == [0, 1, 2, 3]
@@ -71,15 +78,12 @@ async def test_a_fetch_returns_what_is_there_up_to_the_batch(stream: Stream) -> 
             await msg.ack()
         with pytest.raises(TimeoutError):
             await consumer.fetch(8, max_wait=0.3)
-    finally:
-        await consumer.close()
 
 
 async def test_an_event_that_wakes_an_idle_consumer_is_returned_without_waiting_for_a_full_batch(
     stream: Stream,
 ) -> None:
-    consumer = await stream.consumer()
-    try:
+    async with stream.bound() as consumer:
         waiting = asyncio.create_task(consumer.fetch(64, max_wait=60.0))
         await asyncio.sleep(0.2)  # the fetch is waiting on the server
         await stream.publish(1)
@@ -87,14 +91,11 @@ async def test_an_event_that_wakes_an_idle_consumer_is_returned_without_waiting_
         msgs = await asyncio.wait_for(waiting, timeout=10.0)
         assert _bodies(msgs) == [0]
         await msgs[0].ack()
-    finally:
-        await consumer.close()
 
 
 async def test_every_message_is_returned_once_while_fetches_give_up_and_start_again(stream: Stream) -> None:
     """Fetches that end while messages are still on their way (short waits, small batches) lose none of them:
     a late arrival waits for the next fetch; each message is returned exactly once."""
-    consumer = await stream.consumer()
     seen: list[int] = []
     total = 300
 
@@ -103,90 +104,71 @@ async def test_every_message_is_returned_once_while_fetches_give_up_and_start_ag
             await stream.publish(10, start)
             await asyncio.sleep(0.005)
 
-    producer = asyncio.create_task(produce())
-    try:
-        async with asyncio.timeout(60):  # a lost message would leave this loop waiting
-            while len(seen) < total:
-                try:
-                    msgs = await consumer.fetch(7, max_wait=0.05)
-                except TimeoutError:
-                    continue
-                seen += _bodies(msgs)
-                for msg in msgs:
-                    await msg.ack()
-        await producer
-        with pytest.raises(TimeoutError):
-            extra = await consumer.fetch(8, max_wait=0.5)
-            seen += _bodies(extra)
-    finally:
-        producer.cancel()
-        await consumer.close()
+    async with stream.bound() as consumer:
+        producer = asyncio.create_task(produce())
+        try:
+            async with asyncio.timeout(60):  # a lost message would leave this loop waiting
+                while len(seen) < total:
+                    try:
+                        msgs = await consumer.fetch(7, max_wait=0.05)
+                    except TimeoutError:
+                        continue
+                    seen += _bodies(msgs)
+                    for msg in msgs:
+                        await msg.ack()
+            await producer
+            with pytest.raises(TimeoutError):
+                extra = await consumer.fetch(8, max_wait=0.5)
+                seen += _bodies(extra)
+        finally:
+            producer.cancel()
     assert sorted(seen) == list(range(total))
 
 
 async def test_an_unacked_message_comes_back_after_the_ack_wait(stream: Stream) -> None:
     await stream.publish(1)
-    consumer = await stream.consumer(ack_wait=1.0)
-    try:
+    async with stream.bound(ack_wait=1.0) as consumer:
         (first,) = await consumer.fetch(8, max_wait=5.0)
         (again,) = await consumer.fetch(8, max_wait=10.0)  # not acked: redelivered
         assert again.data == first.data
         assert again.metadata.num_delivered == 2
         await again.ack()
-    finally:
-        await consumer.close()
 
 
 async def test_binding_keeps_an_existing_consumer_and_its_position(stream: Stream) -> None:
     await stream.publish(3)
-    consumer = await stream.consumer()
-    (msg,) = await consumer.fetch(1, max_wait=5.0)
-    await msg.ack()
-    await consumer.close()
-    again = await stream.consumer()  # the same durable: it goes on after the acked message
-    try:
+    async with stream.bound() as consumer:
+        (msg,) = await consumer.fetch(1, max_wait=5.0)
+        await msg.ack()
+    async with stream.bound() as again:  # the same durable: it goes on after the acked message
         assert _bodies(await again.fetch(8, max_wait=5.0)) == [1, 2]
-    finally:
-        await again.close()
 
 
 async def test_a_consumer_deleted_while_a_fetch_waits_is_an_error_for_the_caller_to_bind_again(
     stream: Stream,
 ) -> None:
-    consumer = await stream.consumer()
-    try:
+    async with stream.bound() as consumer:
         waiting = asyncio.create_task(consumer.fetch(8, max_wait=10.0))
         await asyncio.sleep(0.3)
         await stream.js.delete_consumer(stream.name, "worker")
         with pytest.raises(APIError):  # 409 Consumer Deleted
             await waiting
-    finally:
-        await consumer.close()
 
 
 async def test_a_consumer_deleted_between_fetches_is_an_error_and_binding_again_recreates_it(
     stream: Stream,
 ) -> None:
-    consumer = await stream.consumer()
-    await stream.js.delete_consumer(stream.name, "worker")
-    try:
+    async with stream.bound() as consumer:
+        await stream.js.delete_consumer(stream.name, "worker")
         with pytest.raises(ConsumerGoneError):  # the server does not answer requests to a missing consumer
             await consumer.fetch(8, max_wait=1.0)
-    finally:
-        await consumer.close()
     await stream.publish(2)
-    again = await stream.consumer()
-    try:
+    async with stream.bound() as again:
         assert _bodies(await again.fetch(8, max_wait=5.0)) == [0, 1]
-    finally:
-        await again.close()
 
 
 async def test_a_lost_answer_is_a_timeout_while_the_consumer_is_still_there(stream: Stream) -> None:
-    consumer = await stream.consumer()
-    try:
+    async with stream.bound() as consumer:
         await consumer.close()  # answers now go nowhere, as if lost in a reconnect
         with pytest.raises(TimeoutError):
             await consumer.fetch(8, max_wait=0.5)
-    finally:
-        await consumer.close()
