@@ -23,12 +23,11 @@ from yummi_devstack import (
     dev_token,
     drop_database,
     ensure_database,
-    ensure_infra,
     start_services,
-    stop_infra,
     url_with_database,
 )
 from yummi_devstack.infra import plain_postgres_url, run_coroutine
+from yummi_devstack.stack import infra_for_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_EMAIL = "bench-admin@yummi.local"
@@ -113,14 +112,9 @@ def bench_stack(args: argparse.Namespace) -> Iterator[BenchStack]:
             raise SystemExit("--gateway needs --token (or YUMMI_ADMIN_TOKEN)")
         yield BenchStack(args.gateway.rstrip("/"), args.token, os.environ.get("CATALOG_DATABASE_URL"))
         return
-    state_dir = default_state_dir(os.environ)
-    urls = ensure_infra(state_dir, os.environ)
-    try:
-        with _catalog_stack(args, urls) as stack:
-            yield stack
-    finally:
-        if urls.started:  # embedded servers this run started: left running they would hold their ports
-            stop_infra(state_dir, urls.started)
+    env = {**os.environ}
+    with infra_for_run(env, default_state_dir(env), quiet=True) as urls, _catalog_stack(args, urls) as stack:
+        yield stack
 
 
 @contextlib.contextmanager

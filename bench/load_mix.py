@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import importlib.util
 import json
 import math
@@ -602,19 +603,18 @@ def start_own_stack(args: argparse.Namespace, scene_log: Path) -> Scene:
         default_state_dir,
         drop_database,
         ensure_database,
-        stop_infra,
         url_with_database,
     )
     from yummi_devstack.processes import ChildProcess, executable, run_step, start_services
-    from yummi_devstack.stack import load_env, prepare_infra, seed_sample_catalog
+    from yummi_devstack.stack import infra_for_run, load_env, seed_sample_catalog
 
     env = load_env(ROOT)
     state_dir = default_state_dir(env)
     scene = Scene(gateway="", database_url=None, log_dir=scene_log)
     try:
-        urls = prepare_infra(env, state_dir, quiet=True)
-        if urls.started:
-            scene.cleanups.append(lambda: stop_infra(state_dir, urls.started))
+        infra = contextlib.ExitStack()
+        infra.enter_context(infra_for_run(env, state_dir, quiet=True))
+        scene.cleanups.append(infra.close)
         token = secrets.token_hex(4)
         database_url = url_with_database(env["DATABASE_URL"], f"yummi_loadmix_{token}")
         ensure_database(database_url)

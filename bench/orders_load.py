@@ -58,9 +58,9 @@ from common import (  # noqa: E402 - the bench folder is not a package
 )
 
 from yummi_devstack import SERVICE_NAMES, dev_token, drop_database, ensure_database, start_services
-from yummi_devstack.infra import default_state_dir, free_port, repo_root, stop_infra, url_with_database
+from yummi_devstack.infra import default_state_dir, free_port, repo_root, url_with_database
 from yummi_devstack.processes import ServiceGroup
-from yummi_devstack.stack import migrate_all, prepare_infra
+from yummi_devstack.stack import infra_for_run, migrate_all
 
 ADMIN_EMAIL = "bench-admin@yummi.local"
 FUNDING_MINOR = 50_000_000  # R500,000 per shopper: enough for every order of a long run
@@ -115,14 +115,11 @@ class OwnStack:
 def own_stack(log_level: str, log_dir: Path) -> Iterator[OwnStack]:
     """Infrastructure (given or embedded), a fresh database, the simulator and the five services; cleanup."""
     env = {**os.environ}
-    state_dir = default_state_dir(env)
-    urls = prepare_infra(env, state_dir, quiet=True)
-    try:
-        with _services_on(env, log_level, log_dir) as stack:
-            yield stack
-    finally:
-        if urls.started:  # embedded servers this run started: left running they would hold their ports
-            stop_infra(state_dir, urls.started)
+    with (
+        infra_for_run(env, default_state_dir(env), quiet=True),
+        _services_on(env, log_level, log_dir) as stack,
+    ):
+        yield stack
 
 
 @contextlib.contextmanager

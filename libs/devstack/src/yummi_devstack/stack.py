@@ -103,6 +103,18 @@ def prepare_infra(env: dict[str, str], state_dir: Path, *, quiet: bool = False) 
     return urls
 
 
+@contextlib.contextmanager
+def infra_for_run(env: dict[str, str], state_dir: Path, *, quiet: bool = False) -> Iterator[InfraUrls]:
+    """`prepare_infra` for one run (a benchmark, a script): the embedded servers it had to start are stopped
+    when the block ends; left running they would hold their ports, and a later `make run` refuses to start."""
+    urls = prepare_infra(env, state_dir, quiet=quiet)
+    try:
+        yield urls
+    finally:
+        if urls.started:
+            stop_infra(state_dir, urls.started)
+
+
 def migrate_all(env: Mapping[str, str], root: Path, stop: threading.Event | None = None) -> None:
     """`yummi-<service> migrate` for every service, in order; stops at the first failure."""
     for service in MIGRATION_ORDER:
