@@ -1,5 +1,6 @@
 """Benchmark helpers: latency statistics and tables, machine facts, CPU accounting, an always-VALID PayFast
-confirmation responder, and a hot-spot summary of py-spy speedscope profiles.
+confirmation responder, a scratch payments database for in-process benchmarks, and a hot-spot summary of
+py-spy speedscope profiles.
 
 `python bench/common.py valid-responder --port 8199` runs the responder; `python bench/common.py hotspots
 FILE.json` prints the top frames of a speedscope profile.
@@ -9,15 +10,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
 import platform
+import secrets
 import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -285,6 +288,26 @@ def describe_speed(speed: dict[str, float]) -> str:
         f"machine speed before the run: {speed['python_ms']} ms of reference Python work, "
         f"{speed['roundtrip_us']} us per loopback round trip (lower is faster)"
     )
+
+
+@contextlib.contextmanager
+def scratch_payments_database() -> Iterator[str]:
+    """A fresh `yummi_bench_<hex>` database on DATABASE_URL's server with the payments schema, made this
+    process's DATABASE_URL (settings read again); dropped when the block ends. For in-process benchmarks."""
+    from yummi_common import migrations
+    from yummi_common.settings import get_settings
+    from yummi_devstack.infra import drop_database, ensure_database, url_with_database
+    from yummi_payments.bootstrap import MIGRATIONS_DIR
+
+    url = url_with_database(os.environ["DATABASE_URL"], f"yummi_bench_{secrets.token_hex(4)}")
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    try:
+        ensure_database(url)
+        migrations.upgrade(settings=get_settings(), service="payments", script_location=MIGRATIONS_DIR)
+        yield url
+    finally:
+        drop_database(url)
 
 
 def load_average() -> str:

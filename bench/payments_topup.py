@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import sys
 import time
 import uuid
@@ -27,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_speed, machine_speed  # noqa: E402 - the bench folder is not a package
+from common import describe_speed, machine_speed, scratch_payments_database  # noqa: E402 - the bench folder is not a package
 
 AMOUNT = 5_000
 
@@ -115,22 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--itns", type=int, default=1000, help="top-ups per round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    from yummi_common import migrations
-    from yummi_common.settings import get_settings
-    from yummi_devstack.infra import drop_database, ensure_database, url_with_database
-    from yummi_payments.bootstrap import MIGRATIONS_DIR
-
     speed = machine_speed()
-    url = url_with_database(os.environ["DATABASE_URL"], f"yummi_bench_{secrets.token_hex(4)}")
-    os.environ["DATABASE_URL"] = url
     os.environ.setdefault("ENVIRONMENT", "test")  # PayFast's public sandbox account signs the ITNs
-    get_settings.cache_clear()
-    try:
-        ensure_database(url)
-        migrations.upgrade(settings=get_settings(), service="payments", script_location=MIGRATIONS_DIR)
+    with scratch_payments_database():
         best = asyncio.run(measure(args.itns, args.rounds))
-    finally:
-        drop_database(url)
     print(describe_speed(speed))
     what = {
         "initiate": "initiate_payfast, a checkout started (signed fields, pending payment stored)",

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import sys
 import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import describe_speed, machine_speed  # noqa: E402 - the bench folder is not a package
+from common import describe_speed, machine_speed, scratch_payments_database  # noqa: E402 - the bench folder is not a package
 
 
 async def measure(reads: int, rounds: int, entries: int) -> tuple[float, float]:
@@ -76,20 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--entries", type=int, default=30, help="ledger entries of the wallet read")
     args = parser.parse_args(argv)
-    from yummi_common import migrations
-    from yummi_common.settings import get_settings
-    from yummi_devstack.infra import drop_database, url_with_database
-    from yummi_payments.bootstrap import MIGRATIONS_DIR
-
     speed = machine_speed()
-    url = url_with_database(os.environ["DATABASE_URL"], f"yummi_bench_{secrets.token_hex(4)}")
-    os.environ["DATABASE_URL"] = url
-    get_settings.cache_clear()
-    try:
-        migrations.upgrade(settings=get_settings(), service="payments", script_location=MIGRATIONS_DIR)
+    with scratch_payments_database():
         cpu_us, wall_us = asyncio.run(measure(args.reads, args.rounds, args.entries))
-    finally:
-        drop_database(url)
     print(describe_speed(speed))
     print(
         f"get_wallet, first page of a wallet with {args.entries} entries, {args.reads} reads x {args.rounds}:"
